@@ -1,0 +1,5 @@
+"""Allows ``python -m carbonshift``."""
+
+from carbonshift.cli import main
+
+raise SystemExit(main())
