@@ -1,0 +1,358 @@
+"""The ``MemberCluster`` resource: a cluster carbonshift may dispatch jobs to.
+
+It says how to reach the cluster (a kubeconfig Secret on the hub), where its electricity comes
+from (region, grid zone, which carbon-intensity provider to ask, on-site solar and battery
+queries), and how much flexible work it takes (capacity, power budget, PUE, namespaces).
+Cluster-scoped, because platform admins register clusters once for every namespace.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Final, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from .common import (
+    ApiModel,
+    Condition,
+    KindInfo,
+    Name,
+    PrinterColumn,
+    Region,
+    Resource,
+    SecretKeyRef,
+    SecretRef,
+)
+
+__all__ = [
+    "DEFAULT_JOB_NAMESPACE",
+    "DEFAULT_PUE",
+    "Capacity",
+    "CarbonAwareSdkSignal",
+    "CarbonSignal",
+    "ClusterPhase",
+    "ElectricityMapsSignal",
+    "EnergySource",
+    "GbCarbonIntensitySignal",
+    "KubeconfigSecretRef",
+    "MemberCluster",
+    "MemberClusterSpec",
+    "MemberClusterStatus",
+    "MemberConditionType",
+    "PrometheusSignal",
+    "SignalObservation",
+    "SignalProvider",
+    "TraceSignal",
+    "WattTimeSignal",
+]
+
+DEFAULT_PUE: Final = 1.2
+DEFAULT_JOB_NAMESPACE: Final = "carbonshift-jobs"
+
+_URL_MAX: Final = 2048
+_QUERY_MAX: Final = 4096
+
+
+class SignalProvider(enum.StrEnum):
+    """Where a cluster's grid carbon intensity comes from."""
+
+    PROMETHEUS = "prometheus"
+    ELECTRICITY_MAPS = "electricitymaps"
+    WATTTIME = "watttime"
+    GB_CARBON_INTENSITY = "gb-carbon-intensity"
+    CARBON_AWARE_SDK = "carbon-aware-sdk"
+    TRACE = "trace"
+
+
+#: provider -> the camelCase name of the block that configures it.
+PROVIDER_BLOCKS: Final[dict[SignalProvider, str]] = {
+    SignalProvider.PROMETHEUS: "prometheus",
+    SignalProvider.ELECTRICITY_MAPS: "electricityMaps",
+    SignalProvider.WATTTIME: "wattTime",
+    SignalProvider.GB_CARBON_INTENSITY: "gbCarbonIntensity",
+    SignalProvider.CARBON_AWARE_SDK: "carbonAwareSdk",
+    SignalProvider.TRACE: "trace",
+}
+
+
+#: An http(s) URL, bounded in length.
+HttpUrl = Annotated[str, Field(max_length=_URL_MAX, pattern=r"^https?://")]
+
+
+class PrometheusSignal(ApiModel):
+    """Carbon intensity from PromQL queries against a Prometheus server."""
+
+    url: HttpUrl = Field(description="Base URL of the Prometheus server, e.g. http://prometheus.monitoring:9090.")
+    query: str = Field(
+        min_length=1,
+        max_length=_QUERY_MAX,
+        description="PromQL returning the current intensity in gCO2eq/kWh for this cluster's zone.",
+    )
+    forecast_query: str | None = Field(
+        default=None,
+        max_length=_QUERY_MAX,
+        description="PromQL whose range over the next hours is the intensity forecast (gCO2eq/kWh). Unset: no forecast, only the current value.",
+    )
+
+
+class ElectricityMapsSignal(ApiModel):
+    """Carbon intensity (current and forecast) from the Electricity Maps API."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description="API base URL. Unset: https://api.electricitymap.org/v3.",
+    )
+    zone: str | None = Field(
+        default=None, max_length=64, description="Electricity Maps zone. Unset: the cluster's spec.zone."
+    )
+    token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API token (auth-token header).")
+
+
+class WattTimeSignal(ApiModel):
+    """Marginal emissions (current and forecast) from the WattTime API."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description="API base URL. Unset: https://api.watttime.org.",
+    )
+    region: str = Field(min_length=1, max_length=64, description="WattTime region (balancing authority), e.g. CAISO_NORTH.")
+    credentials_secret_ref: SecretRef = Field(description="Secret with keys username and password for the WattTime account.")
+
+
+class GbCarbonIntensitySignal(ApiModel):
+    """Carbon intensity (current and 48 h forecast) from the GB Carbon Intensity API (no account needed)."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description="API base URL. Unset: https://api.carbonintensity.org.uk.",
+    )
+    region_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=18,
+        description="Regional id (1-17, e.g. 13 London; 18 GB). Unset: national figures.",
+    )
+
+
+class CarbonAwareSdkSignal(ApiModel):
+    """Carbon intensity from a Green Software Foundation Carbon Aware SDK WebAPI."""
+
+    url: HttpUrl = Field(description="Base URL of the Carbon Aware WebAPI, e.g. http://carbon-aware-api:8080.")
+    location: str = Field(min_length=1, max_length=64, description="Location as the SDK knows it, e.g. westeurope.")
+
+
+class TraceSignal(ApiModel):
+    """Carbon intensity replayed from a CSV file (timestamps and gCO2eq/kWh); for demos, tests and offline use."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="The CSV file as the operator sees it: an absolute path, a path relative to the operator's data folder ($CARBONSHIFT_DATA_DIR), or a zone with a bundled trace such as DE.",
+    )
+    column: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Column holding the intensity in gCO2eq/kWh. Unset: detected from the file's header.",
+    )
+    anchor: AwareDatetime | None = Field(
+        default=None,
+        description="Instant of the trace (RFC 3339) that corresponds to the moment the operator starts; the trace is replayed from there in real time. Unset: the same day of year and time of day in the trace's year is used.",
+    )
+
+
+_PYTHON_BLOCKS: Final[dict[SignalProvider, str]] = {
+    SignalProvider.PROMETHEUS: "prometheus",
+    SignalProvider.ELECTRICITY_MAPS: "electricity_maps",
+    SignalProvider.WATTTIME: "watt_time",
+    SignalProvider.GB_CARBON_INTENSITY: "gb_carbon_intensity",
+    SignalProvider.CARBON_AWARE_SDK: "carbon_aware_sdk",
+    SignalProvider.TRACE: "trace",
+}
+
+
+def _provider_rules() -> list[dict[str, str]]:
+    return [
+        {
+            "rule": f"self.provider != '{provider.value}' || has(self.{block})",
+            "message": f"spec.carbonSignal.provider is {provider.value}: set spec.carbonSignal.{block} to configure it",
+        }
+        for provider, block in PROVIDER_BLOCKS.items()
+    ]
+
+
+class CarbonSignal(ApiModel):
+    """Which provider gives this cluster's grid carbon intensity, and its settings.
+
+    Set ``provider`` and the block of the same name; other blocks are ignored.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _provider_rules()})
+
+    provider: SignalProvider = Field(
+        description="prometheus, electricitymaps, watttime, gb-carbon-intensity, carbon-aware-sdk or trace. The block of the same name must be set."
+    )
+    prometheus: PrometheusSignal | None = Field(default=None, description="Settings for provider prometheus.")
+    electricity_maps: ElectricityMapsSignal | None = Field(default=None, description="Settings for provider electricitymaps.")
+    watt_time: WattTimeSignal | None = Field(default=None, description="Settings for provider watttime.")
+    gb_carbon_intensity: GbCarbonIntensitySignal | None = Field(
+        default=None, description="Settings for provider gb-carbon-intensity."
+    )
+    carbon_aware_sdk: CarbonAwareSdkSignal | None = Field(default=None, description="Settings for provider carbon-aware-sdk.")
+    trace: TraceSignal | None = Field(default=None, description="Settings for provider trace.")
+
+    def settings(self) -> ApiModel | None:
+        """The block configuring the selected provider (None if it is missing)."""
+        block: ApiModel | None = getattr(self, _PYTHON_BLOCKS[self.provider])
+        return block
+
+
+class EnergySource(ApiModel):
+    """On-site energy: PromQL for solar production and battery state, read from a Prometheus."""
+
+    prometheus_url: HttpUrl = Field(description="Base URL of the Prometheus holding the site's energy metrics.")
+    solar_power_query: str | None = Field(
+        default=None, max_length=_QUERY_MAX, description="PromQL for current solar production in watts."
+    )
+    battery_state_of_charge_query: str | None = Field(
+        default=None, max_length=_QUERY_MAX, description="PromQL for the battery's state of charge in percent (0-100)."
+    )
+    battery_capacity_query: str | None = Field(
+        default=None, max_length=_QUERY_MAX, description="PromQL for the battery's usable capacity in watt-hours."
+    )
+    battery_max_discharge_watts: float | None = Field(
+        default=None, gt=0, description="Highest power the battery can deliver, in watts."
+    )
+
+
+class Capacity(ApiModel):
+    """How much flexible work the cluster takes at once."""
+
+    max_concurrent_jobs: int | None = Field(
+        default=None, ge=1, description="Most carbonshift Jobs running here at once. Unset: no limit."
+    )
+    power_budget_watts: float | None = Field(
+        default=None, gt=0, description="Most power (W) the running carbonshift Jobs may draw together. Unset: no limit."
+    )
+
+
+class KubeconfigSecretRef(ApiModel):
+    """The Secret on the hub that holds the member cluster's kubeconfig."""
+
+    name: Name = Field(description="Name of the Secret.")
+    namespace: Name = Field(description="Namespace of the Secret.")
+    key: str = Field(default="kubeconfig", min_length=1, max_length=253, description="Key holding the kubeconfig.")
+
+
+class MemberClusterSpec(ApiModel):
+    """How to reach a cluster, where its electricity comes from, and how much work it takes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.pue >= 1.0",
+                    "message": "spec.pue (power usage effectiveness: facility power / IT power) must be at least 1.0, e.g. 1.2",
+                }
+            ]
+        }
+    )
+
+    region: Region = Field(description="Region name jobs refer to in placement.allowedRegions, e.g. eu-de.")
+    zone: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Grid zone whose carbon intensity applies, as Electricity Maps names it, e.g. DE, GB, US-CAL-CISO.",
+    )
+    kubeconfig_secret_ref: KubeconfigSecretRef | None = Field(
+        default=None,
+        description="Secret on the hub with a kubeconfig for this cluster. Unset: the hub cluster itself (in-cluster access).",
+    )
+    carbon_signal: CarbonSignal = Field(description="Where this cluster's grid carbon intensity comes from.")
+    energy: EnergySource | None = Field(default=None, description="On-site solar and battery, if any.")
+    capacity: Capacity = Field(
+        default_factory=Capacity,
+        description="Limits on concurrent carbonshift work.",
+        json_schema_extra={"default": {}},
+    )
+    pue: float = Field(
+        default=DEFAULT_PUE,
+        ge=1.0,
+        le=10.0,
+        description="Power usage effectiveness of the data centre (facility power / IT power), at least 1.0.",
+    )
+    allowed_namespaces: list[Name] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Hub namespaces whose jobs may run here. Empty: every namespace.",
+    )
+    job_namespace: Name = Field(
+        default=DEFAULT_JOB_NAMESPACE,
+        description="Namespace in the member cluster where carbonshift creates Jobs.",
+    )
+
+
+class ClusterPhase(enum.StrEnum):
+    """Whether the cluster can take work."""
+
+    PENDING = "Pending"
+    READY = "Ready"
+    NOT_READY = "NotReady"
+
+
+class MemberConditionType(enum.StrEnum):
+    """Condition types a MemberCluster's status may carry."""
+
+    READY = "Ready"
+    SIGNALS_STALE = "SignalsStale"
+
+
+class SignalObservation(ApiModel):
+    """The latest carbon-intensity reading for the cluster's zone."""
+
+    intensity_g_per_kwh: float = Field(alias="intensity", ge=0, description="Grid carbon intensity in gCO2eq/kWh.")
+    observed_at: AwareDatetime = Field(description="Time the reading refers to (RFC 3339).")
+    source: str = Field(max_length=64, description="Provider that gave it, e.g. trace or electricitymaps.")
+
+
+class MemberClusterStatus(ApiModel):
+    """What the operator last observed of the cluster. Written by the operator only."""
+
+    phase: ClusterPhase | None = Field(default=None, description="Pending, Ready or NotReady.")
+    ready: bool | None = Field(default=None, description="Whether the cluster is reachable and can take jobs.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Ready, SignalsStale.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    last_seen: AwareDatetime | None = Field(default=None, description="When the cluster's API server last answered.")
+    running_jobs: int | None = Field(default=None, ge=0, description="carbonshift Jobs running there now.")
+    signal: SignalObservation | None = Field(default=None, description="The latest carbon-intensity reading.")
+    observed_generation: int | None = Field(default=None, ge=0, description="The .metadata.generation this status reflects.")
+    message: str | None = Field(default=None, max_length=4096, description="Human-readable summary, e.g. why it is not ready.")
+
+
+class MemberCluster(Resource):
+    """A cluster carbonshift may run jobs in, with its region, grid zone and energy sources."""
+
+    kind_info = KindInfo(
+        kind="MemberCluster",
+        plural="memberclusters",
+        singular="membercluster",
+        scope="Cluster",
+        short_names=("mc",),
+        printer_columns=(
+            PrinterColumn("Region", ".spec.region", description="Region name."),
+            PrinterColumn("Zone", ".spec.zone", description="Grid zone."),
+            PrinterColumn("Provider", ".spec.carbonSignal.provider", description="Carbon signal provider."),
+            PrinterColumn("Ready", ".status.ready", type="boolean", description="Reachable and taking jobs."),
+            PrinterColumn("Intensity", ".status.signal.intensity", type="number", description="Latest gCO2eq/kWh."),
+            PrinterColumn("Running", ".status.runningJobs", type="integer", description="Jobs running now."),
+            PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        ),
+    )
+
+    kind: Literal["MemberCluster"] = "MemberCluster"
+    spec: MemberClusterSpec = Field(description="How to reach the cluster and where its electricity comes from.")
+    status: MemberClusterStatus = Field(default_factory=MemberClusterStatus, description="Observed state.")
