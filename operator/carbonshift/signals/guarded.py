@@ -1,0 +1,92 @@
+"""Wraps any provider with the behaviour every caller needs: cache, validation and fallback.
+
+* ``current`` and ``forecast`` are cached for ``ttl`` with single-flight (``TTLCache``).
+* Every result is validated (``ensure_valid``); bad or stale data raises, never passes silently.
+* When the provider has no forecast, or its forecast is unavailable or bad, a weekly profile
+  from history (fetched now, or the last good one) is returned, marked ``profile-fallback``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .cache import TTLCache
+from .errors import BadSignalData, ProviderUnavailable, SignalError
+from .profile import profile_forecast
+from .protocol import CarbonProvider
+from .series import Series
+from .validate import Limits, ensure_valid
+
+__all__ = ["GuardedProvider"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GuardedProvider:
+    """A ``CarbonProvider`` that caches, validates, and falls back to a weekly profile."""
+
+    inner: CarbonProvider
+    now: Callable[[], datetime]
+    ttl: timedelta = timedelta(minutes=5)
+    limits: Limits = field(default_factory=Limits)
+    profile_history: timedelta = timedelta(weeks=4)
+    history_ttl: timedelta = timedelta(hours=12)
+    profile_fallback: bool = True
+
+    def __post_init__(self) -> None:
+        self.source = self.inner.source
+        self._cache: TTLCache[Series] = TTLCache(self.ttl, self.now)
+        self._history_cache: TTLCache[Series] = TTLCache(self.history_ttl, self.now)
+
+    async def current(self) -> Series:
+        async def fetch() -> Series:
+            return ensure_valid(await self.inner.current(), now=self.now(), limits=self.limits)
+
+        return await self._cache.get("current", fetch)
+
+    async def forecast(self, horizon: timedelta) -> Series:
+        async def fetch() -> Series:
+            try:
+                series = await self.inner.forecast(horizon)
+                # A forecast's values lie in the future: only its generation time can be stale.
+                return ensure_valid(series, now=self.now(), limits=self.limits)
+            except (ProviderUnavailable, BadSignalData) as exc:
+                if not self.profile_fallback:
+                    raise
+                log.warning("%s: forecast unusable (%s); using weekly profile", self.source, exc)
+                return await self._profile(horizon, exc)
+
+        return await self._cache.get(("forecast", horizon), fetch)
+
+    async def history(self, start: datetime, end: datetime) -> Series:
+        series = await self.inner.history(start, end)
+        issues = Limits(max_age=timedelta.max, max_gap=self.limits.max_gap, max_value=self.limits.max_value)
+        return ensure_valid(series, now=self.now(), limits=issues)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def _profile(self, horizon: timedelta, cause: SignalError) -> Series:
+        now = self.now()
+
+        async def fetch_history() -> Series:
+            series = await self.inner.history(now - self.profile_history, now)
+            if not series.points:
+                raise BadSignalData(f"{self.source}: empty history")
+            return series
+
+        try:
+            history = await self._history_cache.get("history", fetch_history)
+        except SignalError as exc:
+            history_or_none = self._history_cache.peek("history")
+            if history_or_none is None:
+                raise ProviderUnavailable(
+                    f"{self.source}: no forecast ({cause}) and no history for a profile ({exc})"
+                ) from exc
+            history = history_or_none
+        fallback = profile_forecast(history, now=now, horizon=horizon)
+        return fallback.replace(notes=fallback.notes + (f"fallback because: {cause}",))
