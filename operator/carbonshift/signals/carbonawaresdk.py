@@ -53,7 +53,8 @@ class CarbonAwareSdkProvider:
         points = await self._emissions(now - self.lookback, now)
         if not points:
             raise BadSignalData(f"{self.source}: no emissions data in the last {self.lookback}")
-        return Series(points=tuple(points[-1:]), unit=G_PER_KWH, source=self.source, observed_at=points[-1][0],
+        # All recent points are kept (newest last) so validation can see runs of zeros.
+        return Series(points=tuple(points), unit=G_PER_KWH, source=self.source, observed_at=points[-1][0],
                       kind=SeriesKind.ACTUAL, zone=self.location)
 
     async def forecast(self, horizon: timedelta) -> Series:

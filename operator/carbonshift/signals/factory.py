@@ -74,7 +74,8 @@ def build_provider(
 ) -> CarbonProvider:
     """A provider for ``config`` (the ``carbonSignal`` dict), guarded unless ``guard=False``.
 
-    Optional top-level keys: ``maxAge`` (default ``2h``) and ``cacheTTL`` (default ``5m``).
+    Optional top-level keys: ``zone``, ``maxAge`` (default ``2h``), ``cacheTTL`` (default ``5m``)
+    and ``timeoutSeconds`` (per HTTP request, default 10).
     """
     kind = str(config.get("provider") or "trace")
     if kind not in PROVIDERS:
@@ -83,30 +84,31 @@ def build_provider(
     block = config.get(where) or {}
     if not isinstance(block, Mapping):
         raise SignalConfigError(f"carbonSignal.{where} must be an object")
+    timeout = float(config.get("timeoutSeconds") or 10.0)
     inner: CarbonProvider
     if kind == "prometheus":
-        prom = PrometheusSource(_require(block, "url", where), now=now, **({"retry": retry} if retry else {}))
+        prom = PrometheusSource(_require(block, "url", where), now=now, timeout=timeout, **({"retry": retry} if retry else {}))
         inner = PrometheusCarbonProvider(prom, _require(block, "query", where), block.get("forecastQuery") or None,
                                          zone=config.get("zone"))
     elif kind == "electricitymaps":
         token = None
         if block.get("tokenSecretRef"):
             token = Redacted(_secrets(secrets, where).read(*secret_ref(block, "tokenSecretRef", "token")))
-        client = JsonClient(block.get("url") or ELECTRICITYMAPS_URL, name="electricitymaps", retry=retry)
+        client = JsonClient(block.get("url") or ELECTRICITYMAPS_URL, name="electricitymaps", retry=retry, timeout=timeout)
         inner = ElectricityMapsProvider(client, _require(block, "zone", where), token, now)
     elif kind == "watttime":
         reader = _secrets(secrets, where)
         name, namespace, _ = secret_ref(block, "credentialsSecretRef", "username")
         username = reader.read(name, namespace, "username")
         password = Redacted(reader.read(name, namespace, "password"))
-        client = JsonClient(block.get("url") or WATTTIME_URL, name="watttime", retry=retry)
+        client = JsonClient(block.get("url") or WATTTIME_URL, name="watttime", retry=retry, timeout=timeout)
         inner = WattTimeProvider(client, _require(block, "region", where), username, password, now)
     elif kind == "gb-carbon-intensity":
         region = block.get("regionId")
-        client = JsonClient(block.get("url") or GB_URL, name="gb-carbon-intensity", retry=retry)
+        client = JsonClient(block.get("url") or GB_URL, name="gb-carbon-intensity", retry=retry, timeout=timeout)
         inner = GBCarbonIntensityProvider(client, now, int(region) if region not in (None, "") else None)
     elif kind == "carbon-aware-sdk":
-        client = JsonClient(_require(block, "url", where), name="carbon-aware-sdk", retry=retry)
+        client = JsonClient(_require(block, "url", where), name="carbon-aware-sdk", retry=retry, timeout=timeout)
         inner = CarbonAwareSdkProvider(client, _require(block, "location", where), now)
     else:
         inner = _build_trace(block, config, now)

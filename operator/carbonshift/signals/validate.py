@@ -24,7 +24,7 @@ class Limits:
     max_value: float = 2000.0  # no real grid exceeds ~1200 g/kWh; above 2000 is a unit error
     min_value: float = 0.0
     max_gap: timedelta = timedelta(hours=6)
-    max_zero_run: timedelta = timedelta(hours=1)
+    max_zero_run: timedelta = timedelta(hours=1)  # zeros lasting longer than this are reported
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _zero_runs(series: Series, max_run: timedelta) -> list[Issue]:
             if run_start is None:
                 run_start = t
             run_end = points[i + 1][0] if i + 1 < len(points) else t
-            if run_end - run_start >= max_run and (i + 1 == len(points) or points[i + 1][1] != 0.0):
+            if run_end - run_start > max_run and (i + 1 == len(points) or points[i + 1][1] != 0.0):
                 issues.append(Issue("zero-run", f"zeros from {run_start.isoformat()} for {run_end - run_start}"))
         else:
             run_start = None
