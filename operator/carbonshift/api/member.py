@@ -131,7 +131,7 @@ class GbCarbonIntensitySignal(ApiModel):
         default=None,
         ge=1,
         le=18,
-        description="Regional id (1-17, e.g. 13 London; 18 GB). Unset: national figures.",
+        description="Regional id: 1-14 for the distribution regions (e.g. 13 London), 15 England, 16 Scotland, 17 Wales, 18 GB. Unset: national figures.",
     )
 
 
