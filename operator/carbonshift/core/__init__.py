@@ -1,0 +1,34 @@
+"""The pure decision core: a snapshot of jobs and region signals in, plans with reasons out.
+
+No Kubernetes, HTTP, asyncio or clock: every input is a value, every output is a value, and the
+same code plans live jobs, answers what-if questions and computes the perfect-foresight oracle
+(the planner fed actual values). See docs/planner.md for the methods and which are optimal.
+"""
+
+from carbonshift.core.batch import BatchOrder, plan_jobs
+from carbonshift.core.flow import plan_interruptible_lp
+from carbonshift.core.forecast import smooth_forecast
+from carbonshift.core.model import Battery, Capacity, Fallback, Job, Objective, PlannerOptions, RegionSignals
+from carbonshift.core.plan import Plan, Reason, ReasonCode
+from carbonshift.core.single import plan_job
+from carbonshift.core.snapshot import Snapshot, build_snapshot
+
+__all__ = [
+    "Battery",
+    "BatchOrder",
+    "Capacity",
+    "Fallback",
+    "Job",
+    "Objective",
+    "Plan",
+    "PlannerOptions",
+    "Reason",
+    "ReasonCode",
+    "RegionSignals",
+    "Snapshot",
+    "build_snapshot",
+    "plan_interruptible_lp",
+    "plan_job",
+    "plan_jobs",
+    "smooth_forecast",
+]

@@ -1,0 +1,319 @@
+"""Plan one job against a snapshot and the resources already committed.
+
+Why this module exists: it is the heart of the core, "best (region, start) or cheapest slots
+before the deadline", with every rule that must hold for a single job: the deadline minus safety
+margin is the latest end, capacity is respected, on-site energy is used before the grid, and the
+fallbacks ("run now if below X", "no signal → run now", "deadline near → run now") apply.
+
+Methods (see docs/planner.md):
+- Non-interruptible: exhaustive search over every allowed (region, start) by vectorised sliding
+  windows over prefix sums, O(regions × slots). With a battery, every window's battery saving is
+  computed exactly (greedy fractional knapsack per window). Optimal for one job given the
+  commitments.
+- Interruptible: per allowed region the cheapest usable slots before the deadline (sort), the
+  cheapest region wins. Optimal for one job that stays in one region.
+Ties go to the home region, then the earliest start, then the region listed first: deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from carbonshift.core.energy import SlotEnergy, allocate_battery, battery_savings_per_window, slot_energy
+from carbonshift.core.ledger import Ledger
+from carbonshift.core.model import Job, PlannerOptions, RegionSignals
+from carbonshift.core.plan import Plan, Reason, ReasonCode
+from carbonshift.core.slots import JobWindow, job_window
+from carbonshift.core.snapshot import Snapshot, build_snapshot
+from carbonshift.core.windows import cheapest_slots, window_any, window_sums
+
+_NO_OPTIONS = PlannerOptions()
+
+
+def plan_job(
+    job: Job,
+    regions: Sequence[RegionSignals] | Snapshot,
+    commitments: Iterable[Plan] = (),
+    options: PlannerOptions = _NO_OPTIONS,
+) -> Plan:
+    """Plan one job. ``commitments`` are plans of other jobs that already hold resources."""
+    snapshot = regions if isinstance(regions, Snapshot) else build_snapshot(regions)
+    return plan_with_ledger(job, snapshot, Ledger.from_commitments(snapshot, commitments), options)
+
+
+@dataclass(frozen=True, eq=False)
+class _Context:
+    job: Job
+    snap: Snapshot
+    ledger: Ledger
+    options: PlannerOptions
+    window: JobWindow
+    allowed: np.ndarray  # (R,) bool
+    home: int
+    power_w: float
+    energy: SlotEnergy
+    full: np.ndarray | None  # (R, n) bool or None when unlimited
+    baseline_g: float
+
+
+def plan_with_ledger(job: Job, snap: Snapshot, ledger: Ledger, options: PlannerOptions) -> Plan:
+    """Plan one job against ``ledger`` (not modified; the batch planner adds the plan itself)."""
+    allowed = np.array([not job.allowed_regions or name in job.allowed_regions for name in snap.regions])
+    if not allowed.any():
+        return _empty(job, ReasonCode.NO_ALLOWED_REGION, f"none of the allowed regions {list(job.allowed_regions)} is known")
+    if job.home_region in snap.regions:
+        home = snap.index(job.home_region)  # type: ignore[arg-type]
+    else:
+        home = int(np.flatnonzero(allowed)[0])
+    power_w = job.it_power_w
+    solar = ledger.solar_available_w() if snap.has_solar else snap.solar_w
+    energy = slot_energy(power_w, snap.pue, solar, snap.intensity, snap.slot_hours)
+    full = ledger.slot_full(power_w) if snap.has_capacity_limits else None
+    window = job_window(job, snap.start, snap.slot, options)
+    baseline = _contiguous_cost(energy.cost_g[home], window.earliest, window.n_slots, window.last_fraction)
+    ctx = _Context(job, snap, ledger, options, window, allowed, home, power_w, energy, full, baseline)
+    if job.interruptible:
+        return _plan_interruptible(ctx)
+    return _plan_contiguous(ctx)
+
+
+# --- contiguous (non-interruptible) work -------------------------------------------------------
+
+
+def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
+    w, snap = ctx.window, ctx.snap
+    e, d, frac = w.earliest, w.n_slots, w.last_fraction
+    latest = w.latest_start
+    if deadline_near or latest < e:
+        if w.latest_start_nomargin < e:
+            return _unmeetable(ctx)
+        latest, deadline_near = e, True
+    stop = min(snap.n_slots, latest + d)
+    cost = ctx.energy.cost_g[:, e:stop]
+    unknown = np.isnan(cost)
+    sums = window_sums(np.where(unknown, 0.0, cost), d, frac)
+    if sums.shape[1] == 0:
+        return _no_signal(ctx)
+    invalid = window_any(unknown, d)
+    if ctx.full is not None:
+        full = window_any(ctx.full[:, e:stop], d)
+    else:
+        full = np.zeros_like(invalid)
+    battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
+    if battery is not None:
+        for r in np.flatnonzero(ctx.allowed & (battery > 0)):
+            sums[r] -= battery_savings_per_window(
+                ctx.energy.grid_wh[r, e:stop], snap.intensity[r, e:stop], d, frac,
+                float(battery[r]), ctx.ledger.discharge_left_wh(r)[e:stop],
+            )
+    valid = ~invalid & ~full & ctx.allowed[:, None]
+    if not valid.any():
+        if not (~invalid & ctx.allowed[:, None]).any():
+            return _no_signal(ctx)
+        return _no_capacity(ctx)
+    home, opts = ctx.home, ctx.options
+    now_ok = bool(valid[home, 0])
+    reasons: list[Reason] = []
+    choice: tuple[int, int] | None = None
+    if now_ok and opts.run_now_below_g_per_kwh is not None:
+        current = float(snap.intensity[home, e])
+        if current <= opts.run_now_below_g_per_kwh:
+            choice = (home, 0)
+            reasons.append(Reason(ReasonCode.RUN_NOW_BELOW_THRESHOLD,
+                                  f"{snap.regions[home]} is at {current:.0f} g/kWh, at or below the "
+                                  f"{opts.run_now_below_g_per_kwh:.0f} g/kWh threshold"))
+    if choice is None:
+        masked = np.where(valid, sums, np.inf)
+        starts = np.argmin(masked, axis=1)
+        best = masked[np.arange(masked.shape[0]), starts]
+        overall = float(best.min())
+        r = home if ctx.allowed[home] and best[home] <= overall + 1e-9 * max(1.0, abs(overall)) else int(np.argmin(best))
+        choice = (r, int(starts[r]))
+        if now_ok and opts.forecast_error_fraction > 0 and choice != (home, 0):
+            now_cost = float(sums[home, 0])
+            if now_cost - overall <= opts.forecast_error_fraction * now_cost:
+                choice = (home, 0)
+                reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
+                                      f"the best alternative saves less than the forecast error margin "
+                                      f"({opts.forecast_error_fraction:.0%}); running now"))
+    r, offset = choice
+    slots = np.arange(e + offset, e + offset + d)
+    fractions = np.ones(d)
+    fractions[-1] = frac
+    if deadline_near or sums.shape[1] == 1:
+        reasons.append(Reason(ReasonCode.RUN_NOW_DEADLINE_NEAR, "no room to wait: the deadline (minus safety margin) is near"))
+    return _finish(ctx, r, slots, fractions, reasons)
+
+
+def _contiguous_cost(cost: np.ndarray, start: int, n_slots: int, frac: float) -> float:
+    part = cost[start : start + n_slots]
+    if part.shape[0] < n_slots:
+        return float("nan")
+    return float(part[:-1].sum() + frac * part[-1])
+
+
+# --- interruptible work ------------------------------------------------------------------------
+
+
+def _plan_interruptible(ctx: _Context) -> Plan:
+    w, snap = ctx.window, ctx.snap
+    e, d, frac = w.earliest, w.n_slots, w.last_fraction
+    limit = min(w.slot_limit, snap.n_slots)
+    if w.slot_limit - e < d:
+        return _plan_contiguous(ctx, deadline_near=True)
+    cost = ctx.energy.cost_g[:, e:limit]
+    known = ~np.isnan(cost)
+    usable = known if ctx.full is None else known & ~ctx.full[:, e:limit]
+    opts, home = ctx.options, ctx.home
+    if opts.run_now_below_g_per_kwh is not None and ctx.allowed[home]:
+        current = float(snap.intensity[home, e])
+        if current <= opts.run_now_below_g_per_kwh and bool(usable[home, :d].all()):
+            reason = Reason(ReasonCode.RUN_NOW_BELOW_THRESHOLD,
+                            f"{snap.regions[home]} is at {current:.0f} g/kWh, at or below the "
+                            f"{opts.run_now_below_g_per_kwh:.0f} g/kWh threshold")
+            fractions = np.ones(d)
+            fractions[-1] = frac
+            return _finish(ctx, home, np.arange(e, e + d), fractions, [reason])
+    battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
+    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    any_known = False
+    order = [home] + [r for r in range(len(snap.regions)) if r != home]
+    for r in order:
+        if not ctx.allowed[r]:
+            continue
+        any_known = any_known or int(known[r].sum()) >= d
+        found = cheapest_slots(cost[r], usable[r], d, frac)
+        if found is None:
+            continue
+        chosen, total = found
+        fractions = np.ones(d)
+        if frac < 1.0:
+            fractions[int(np.argmax(cost[r, chosen]))] = frac
+        if battery is not None and battery[r] > 0:
+            slots_abs = chosen + e
+            grid = ctx.energy.grid_wh[r, slots_abs] * fractions
+            alloc = allocate_battery(grid, snap.intensity[r, slots_abs], float(battery[r]),
+                                     ctx.ledger.discharge_left_wh(r)[slots_abs] * fractions)
+            total -= float((alloc * snap.intensity[r, slots_abs]).sum() / 1000.0)
+        if best is None or total < best[0] - 1e-9 * max(1.0, abs(best[0])):
+            best = (total, r, chosen + e, fractions)
+    if best is None:
+        return _no_signal(ctx) if not any_known else _no_capacity(ctx)
+    total, r, slots, fractions = best
+    reasons: list[Reason] = []
+    if opts.forecast_error_fraction > 0 and (r != home or slots[0] != e or slots[-1] != e + d - 1):
+        now_cost = ctx.baseline_g
+        if bool(usable[home, :d].all()) and ctx.allowed[home] and now_cost - total <= opts.forecast_error_fraction * now_cost:
+            fr = np.ones(d)
+            fr[-1] = frac
+            reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
+                                  f"the best alternative saves less than the forecast error margin "
+                                  f"({opts.forecast_error_fraction:.0%}); running now"))
+            return _finish(ctx, home, np.arange(e, e + d), fr, reasons)
+    if limit - e == d:
+        reasons.append(Reason(ReasonCode.RUN_NOW_DEADLINE_NEAR, "no room to wait: the deadline (minus safety margin) is near"))
+    return _finish(ctx, r, slots, fractions, reasons)
+
+
+# --- building results --------------------------------------------------------------------------
+
+
+def _finish(ctx: _Context, r: int, slots: np.ndarray, fractions: np.ndarray, reasons: list[Reason], feasible: bool = True) -> Plan:
+    snap, e = ctx.snap, ctx.window.earliest
+    intensity = snap.intensity[r, slots]
+    grid = ctx.energy.grid_wh[r, slots] * fractions
+    solar = ctx.energy.solar_wh[r, slots] * fractions
+    battery_wh = np.zeros_like(grid)
+    if snap.has_battery:
+        budget = float(ctx.ledger.battery_available_wh()[r])
+        if budget > 0:
+            battery_wh = allocate_battery(grid, intensity, budget, ctx.ledger.discharge_left_wh(r)[slots] * fractions)
+    expected = float(((grid - battery_wh) * intensity).sum() / 1000.0)
+    codes = {reason.code for reason in reasons}
+    quiet = codes & {ReasonCode.RUN_NOW_BELOW_THRESHOLD, ReasonCode.GAIN_BELOW_FORECAST_ERROR, ReasonCode.NO_SIGNAL_FALLBACK}
+    if feasible and not quiet:
+        contiguous = bool(slots[-1] - slots[0] == len(slots) - 1)
+        if slots[0] > e:
+            delay = snap.slot * int(slots[0] - e)
+            reasons.append(Reason(ReasonCode.DELAYED_TO_GREENER_WINDOW,
+                                  f"start delayed by {delay} to a greener window ({_mean(expected, grid, battery_wh):.0f} g/kWh "
+                                  f"expected vs {_mean(ctx.baseline_g, grid, 0.0):.0f} g/kWh now)"))
+        if not contiguous:
+            reasons.append(Reason(ReasonCode.SPLIT_INTO_GREEN_SLOTS, f"runs in the {len(slots)} greenest slots before the deadline"))
+        if r != ctx.home:
+            reasons.append(Reason(ReasonCode.PLACED_IN_GREENER_REGION,
+                                  f"placed in {snap.regions[r]} instead of {snap.regions[ctx.home]}: greener"))
+        if not reasons:
+            reasons.append(Reason(ReasonCode.RUN_NOW_GREENEST, "running now is the greenest option before the deadline"))
+    onsite = float(solar.sum() + battery_wh.sum())
+    if onsite > 0:
+        reasons.append(Reason(ReasonCode.USES_ONSITE_ENERGY,
+                              f"{onsite:.0f} Wh from on-site solar/battery ({solar.sum():.0f} Wh solar, {battery_wh.sum():.0f} Wh battery)"))
+    pue = float(snap.pue[r])
+    return Plan(
+        job_id=ctx.job.id,
+        feasible=feasible,
+        region=snap.regions[r],
+        start=snap.time_of(int(slots[0])),
+        end=snap.time_of(float(slots[-1]) + float(fractions[-1])),
+        slots=tuple(int(s) for s in slots),
+        slot_fractions=tuple(float(f) for f in fractions),
+        it_power_w=ctx.power_w,
+        facility_power_w=ctx.power_w * pue,
+        expected_g=expected,
+        baseline_g=ctx.baseline_g,
+        reasons=tuple(reasons),
+        solar_wh_by_slot=tuple(float(x) for x in solar),
+        battery_wh_by_slot=tuple(float(x) for x in battery_wh),
+        slot_start=snap.start,
+        slot_length=snap.slot,
+    )
+
+
+def _mean(grams: float, grid_wh: np.ndarray, battery_wh: np.ndarray | float) -> float:
+    kwh = float(np.sum(grid_wh) - np.sum(battery_wh)) / 1000.0
+    return grams / kwh if kwh > 0 else 0.0
+
+
+def _run_now_region(ctx: _Context) -> int | None:
+    """Home if allowed and free at the earliest slots, else the first allowed region that is."""
+    e, d = ctx.window.earliest, ctx.window.n_slots
+    if e + d > ctx.snap.n_slots:
+        return None
+    order = [ctx.home] + [r for r in range(len(ctx.snap.regions)) if r != ctx.home]
+    for r in order:
+        if ctx.allowed[r] and (ctx.full is None or not ctx.full[r, e : e + d].any()):
+            return r
+    return None
+
+
+def _run_now(ctx: _Context, reason: Reason, feasible: bool) -> Plan:
+    r = _run_now_region(ctx)
+    if r is None:
+        return _no_capacity(ctx) if feasible else _empty(ctx.job, reason.code, reason.message, ctx.baseline_g)
+    e, d = ctx.window.earliest, ctx.window.n_slots
+    fractions = np.ones(d)
+    fractions[-1] = ctx.window.last_fraction
+    return _finish(ctx, r, np.arange(e, e + d), fractions, [reason], feasible=feasible)
+
+
+def _no_signal(ctx: _Context) -> Plan:
+    return _run_now(ctx, Reason(ReasonCode.NO_SIGNAL_FALLBACK, "no usable carbon signal in any allowed region: running now"), True)
+
+
+def _unmeetable(ctx: _Context) -> Plan:
+    return _run_now(ctx, Reason(ReasonCode.DEADLINE_UNMEETABLE, "even running now cannot finish before the deadline"), False)
+
+
+def _no_capacity(ctx: _Context) -> Plan:
+    return _empty(ctx.job, ReasonCode.NO_CAPACITY, "no allowed region has room before the deadline", ctx.baseline_g, ctx.power_w)
+
+
+def _empty(job: Job, code: ReasonCode, message: str, baseline_g: float = float("nan"), power_w: float | None = None) -> Plan:
+    power = job.it_power_w if power_w is None else power_w
+    return Plan(job_id=job.id, feasible=False, region=None, start=None, end=None, slots=(), slot_fractions=(),
+                it_power_w=power, facility_power_w=power, expected_g=float("nan"), baseline_g=baseline_g,
+                reasons=(Reason(code, message),))

@@ -1,0 +1,42 @@
+"""``carbonshift simulate`` end to end on a small synthetic trace."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from carbonshift.cli import main
+
+KEYS = {"jobs", "baseline_g", "planned_g", "oracle_g", "savings_pct", "oracle_savings_pct", "fraction_of_oracle", "deadline_misses"}
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    index = pd.date_range("2019-12-25", "2021-01-08", freq="30min")
+    hours = np.arange(len(index)) / 2.0
+    df = pd.DataFrame({"time": index.strftime("%Y-%m-%d %H:%M:%S"),
+                       "de": 300 + 100 * np.sin(2 * math.pi * hours / 24),
+                       "gb": 250 + 120 * np.cos(2 * math.pi * hours / 24)})
+    path = tmp_path / "trace.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("extra", [[], ["--interruptible"], ["--spatial", "--capacity", "gb=1"]])
+def test_simulate_prints_one_json_object(trace: Path, capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    code = main(["simulate", "--trace", str(trace), "--workload", "nightly", "--window", "4", "--forecast-error", "0.05", *extra])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert KEYS <= result.keys()
+    assert result["deadline_misses"] == 0
+    assert result["planned_g"] <= result["baseline_g"]
+    assert result["oracle_g"] <= result["planned_g"] + 1e-6
+
+
+def test_bad_trace_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--trace", str(tmp_path / "missing.csv")]) == 2
