@@ -238,12 +238,16 @@ def run(args: argparse.Namespace) -> int:
     log.info("serving http://%s:%d/metrics (regions %s, speed x%g, solar %s)", args.host, args.port,
              ", ".join(r.region for r in regions), args.speed, regions[0].site.model if regions else "-")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
     try:
         stop.wait(args.duration)
     except KeyboardInterrupt:
         pass
-    server.shutdown()  # type: ignore[attr-defined]
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        server.shutdown()  # type: ignore[attr-defined]
     return 0
 
 
