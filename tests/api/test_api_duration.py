@@ -120,6 +120,7 @@ def test_pydantic_type_refuses(bad: object) -> None:
 
 def test_cel_rule_is_guarded_by_the_pattern() -> None:
     rule = duration_cel_rule("spec.x", positive=True)
-    assert rule["rule"].startswith("!self.matches(")
-    assert "duration(self) > duration('0s')" in rule["rule"]
-    assert "spec.x" in rule["message"]
+    expression, message = str(rule["rule"]), str(rule["message"])
+    assert expression.startswith("!self.matches(")
+    assert "duration(self) > duration('0s')" in expression
+    assert "spec.x" in message

@@ -111,7 +111,7 @@ def test_defaults_match_the_crd() -> None:
 
 
 def test_reads_what_the_api_server_returns() -> None:
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "carbonshift.io/v1alpha1",
         "kind": "CarbonAwareJob",
         "metadata": {

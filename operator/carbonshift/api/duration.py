@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, JsonValue, PlainSerializer, WithJsonSchema
 
 __all__ = [
     "DURATION_MAX_LENGTH",
@@ -122,7 +122,7 @@ Duration = Annotated[
 ]
 
 
-def duration_cel_rule(path: str, *, positive: bool = False) -> dict[str, str]:
+def duration_cel_rule(path: str, *, positive: bool = False) -> dict[str, JsonValue]:
     """An ``x-kubernetes-validations`` rule for a duration string at ``path``.
 
     The schema's ``pattern`` already refuses malformed strings, but the API server evaluates CEL

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, JsonValue
 
 from .common import (
     ApiModel,
@@ -171,7 +171,7 @@ _PYTHON_BLOCKS: Final[dict[SignalProvider, str]] = {
 }
 
 
-def _provider_rules() -> list[dict[str, str]]:
+def _provider_rules() -> list[JsonValue]:
     return [
         {
             "rule": f"self.provider != '{provider.value}' || has(self.{block})",

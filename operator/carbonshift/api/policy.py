@@ -8,14 +8,16 @@ also the CRD's defaults, so what ``kubectl get -o yaml`` shows is what the opera
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from datetime import timedelta
+from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from .common import MAX_REGIONS, ApiModel, KindInfo, PrinterColumn, Region, Resource
-from .duration import Duration, duration_cel_rule
+from .duration import Duration, duration_cel_rule, format_duration
 
 __all__ = [
+    "DEFAULT_MAX_SIGNAL_AGE",
     "DEFAULT_POLICY_NAME",
     "CarbonPolicy",
     "CarbonPolicySpec",
@@ -26,7 +28,9 @@ __all__ = [
 ]
 
 #: The policy a job gets when it names none.
-DEFAULT_POLICY_NAME = "default"
+DEFAULT_POLICY_NAME: Final = "default"
+#: Signals older than this are stale unless the policy says otherwise.
+DEFAULT_MAX_SIGNAL_AGE: Final = timedelta(hours=1)
 
 
 class Objective(enum.StrEnum):
@@ -112,10 +116,12 @@ class CarbonPolicySpec(ApiModel):
         description="When signals are missing or stale: runNow (start at once), lastForecast (plan on the last forecast received) or historicalProfile (plan on the region's typical day).",
     )
     max_signal_age: Duration = Field(
-        default="1h",  # type: ignore[assignment]  # a string so the CRD's default reads "1h"
-        validate_default=True,
+        default=DEFAULT_MAX_SIGNAL_AGE,
         description="A signal older than this (Go duration) counts as stale and the fallback applies.",
-        json_schema_extra={"x-kubernetes-validations": [duration_cel_rule("spec.maxSignalAge")]},
+        json_schema_extra={
+            "default": format_duration(DEFAULT_MAX_SIGNAL_AGE),  # the wire form, not ISO 8601
+            "x-kubernetes-validations": [duration_cel_rule("spec.maxSignalAge")],
+        },
     )
     dry_run: bool = Field(
         default=False,
