@@ -1,0 +1,49 @@
+# carbonshift — developer entry points. `make demo` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help install tools test test-unit test-chaos demo cluster-up cluster-down cluster-status crds bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed tools ## Python packages (.venv), Debian packages and pinned binaries
+
+tools: ## build/install etcd, kube-apiserver, controller-manager, scheduler, kwok, helm, prometheus (cached)
+	bash hack/tools.sh >/dev/null
+
+test: install ## install what is missing, then run every test (starts the local control plane)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed ## tests that need no servers
+	$(PY) -m pytest -m 'not cluster and not prometheus' $(PYTEST_ARGS)
+
+demo: install ## run the operator on the local control plane and show its decisions
+	bash hack/demo.sh
+
+cluster-up: tools ## start the local multi-region control plane (hub, eu-de, eu-gb, us-ca)
+	hack/cluster up
+
+cluster-down: ## stop it
+	hack/cluster down
+
+cluster-status: ## what runs
+	hack/cluster status
+
+crds: $(VENV)/.installed ## regenerate crds/ from the pydantic models
+	$(PY) -m carbonshift.api.crdgen
+
+bench: install ## run benchmarks and rewrite docs/benchmarks.md
+	bash hack/bench.sh
+
+clean: cluster-down
+	rm -rf .state
