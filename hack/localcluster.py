@@ -34,9 +34,12 @@ REPO_ROOT = HACK_DIR.parent
 DEFAULT_CLUSTERS = ("hub", "eu-de", "eu-gb", "us-ca")
 # Region of each default cluster; the hub has none (it only runs the operator).
 DEFAULT_REGIONS = {"eu-de": "eu-de", "eu-gb": "eu-gb", "us-ca": "us-ca"}
-ETCD_CLIENT_PORT = 42379
-ETCD_PEER_PORT = 42380
-APISERVER_BASE_PORT = 46443
+# CARBONSHIFT_PORT_OFFSET moves every port, so a second control plane (e.g. a CI rehearsal in
+# another clone) can run beside a developer's.
+PORT_OFFSET = int(os.environ.get("CARBONSHIFT_PORT_OFFSET", "0"))
+ETCD_CLIENT_PORT = 42379 + PORT_OFFSET
+ETCD_PEER_PORT = 42380 + PORT_OFFSET
+APISERVER_BASE_PORT = 46443 + PORT_OFFSET
 NODES_PER_CLUSTER = 3
 ADMIN_TOKEN = "carbonshift-local-admin"  # loopback-only development cluster
 READY_TIMEOUT_S = 90.0
