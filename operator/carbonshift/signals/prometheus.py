@@ -122,6 +122,11 @@ class PrometheusSource:
         """
         values, stamps = await asyncio.gather(self.instant(query), self.instant(f"timestamp({query})"))
         finite = [s for s in values if math.isfinite(s[2])]
+        if not values:
+            raise BadSignalData(
+                f"{source}: query returned no series: the metric is missing or has had no sample "
+                "within Prometheus' lookback (5 minutes by default); query must return exactly one series"
+            )
         if len(values) != 1:
             labels = [s[0] for s in values[:3]]
             raise BadSignalData(f"{source}: query must return exactly one series, got {len(values)} {labels}")
