@@ -208,5 +208,6 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
         except subprocess.TimeoutExpired:
             proc.kill()
         server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
         log.close()
         shutil.rmtree(data, ignore_errors=True)

@@ -34,9 +34,11 @@ def test_served_metrics() -> None:
     server, _ = exp.serve(regions, host="127.0.0.1", port=port, forecast_hours=3, forecast_step=timedelta(hours=1),
                           speed=1.0)
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
     finally:
         server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
     assert 'carbonshift_grid_intensity_g_per_kwh{region="de",source="trace:ger_ci.csv",zone="DE"}' in text
     assert 'carbonshift_grid_intensity_forecast_g_per_kwh{horizon="2h",region="es",zone="ES"}' in text
     assert 'carbonshift_solar_power_watts{region="de",simulated="true"}' in text
@@ -76,7 +78,8 @@ def test_cli_serves_until_duration() -> None:
     def scrape() -> None:
         for _ in range(50):
             try:
-                fetched.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode())
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    fetched.append(resp.read().decode())
                 return
             except OSError:
                 threading.Event().wait(0.05)

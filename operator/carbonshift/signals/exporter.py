@@ -248,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
         server.shutdown()  # type: ignore[attr-defined]
+        server.server_close()  # type: ignore[attr-defined]
     return 0
 
 
