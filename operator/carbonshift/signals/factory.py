@@ -87,7 +87,9 @@ def build_provider(
     timeout = float(config.get("timeoutSeconds") or 10.0)
     inner: CarbonProvider
     if kind == "prometheus":
-        prom = PrometheusSource(_require(block, "url", where), now=now, timeout=timeout, **({"retry": retry} if retry else {}))
+        prom = PrometheusSource(_require(block, "url", where), now=now, timeout=timeout)
+        if retry is not None:
+            prom.retry = retry
         inner = PrometheusCarbonProvider(prom, _require(block, "query", where), block.get("forecastQuery") or None,
                                          zone=config.get("zone"))
     elif kind == "electricitymaps":

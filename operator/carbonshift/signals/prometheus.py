@@ -74,7 +74,8 @@ class PrometheusSource:
 
     def __post_init__(self) -> None:
         self._client = PrometheusConnect(
-            url=self.url.rstrip("/"), headers=dict(self.headers or {}), retry=Retry(total=0), timeout=self.timeout
+            url=self.url.rstrip("/"), headers=dict(self.headers or {}), retry=Retry(total=0),
+            timeout=self.timeout,  # type: ignore[arg-type]  # requests accepts float seconds
         )
 
     async def _call(self, what: str, fn: Callable[[], Any]) -> Any:

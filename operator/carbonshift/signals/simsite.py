@@ -63,7 +63,8 @@ class SimulatedSite:
         offset = self._solar.time_map.offset(ensure_utc(self.now()), tr)
         rel = (epochs - offset - tr.times[0]) % tr.period
         idx = np.clip(np.searchsorted(tr.times - tr.times[0], rel, side="right") - 1, 0, tr.times.size - 1)
-        return np.clip(np.nan_to_num(tr.values[idx]), 0.0, 1.0)
+        fraction: np.ndarray = np.clip(np.nan_to_num(tr.values[idx]), 0.0, 1.0)
+        return fraction
 
     def solar_power_watts(self) -> float:
         now = ensure_utc(self.now()).timestamp()

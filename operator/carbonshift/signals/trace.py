@@ -101,7 +101,7 @@ class TraceProvider:
         tr = self.trace
         rel = (wall - offset - tr.times[0]) % tr.period
         i = int(np.searchsorted(tr.times - tr.times[0], rel, side="right")) - 1
-        return wall - (rel - (tr.times[max(i, 0)] - tr.times[0]))
+        return float(wall - (rel - (tr.times[max(i, 0)] - tr.times[0])))
 
     def _series(self, walls: npt.NDArray[np.float64], values: npt.NDArray[np.float64], **kw: object) -> Series:
         ok = np.isfinite(values)
