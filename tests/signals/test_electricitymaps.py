@@ -137,3 +137,16 @@ def test_read_secret_key_decodes_and_never_echoes() -> None:
     with pytest.raises(SignalConfigError) as err:
         read_secret_key(FakeCoreV1(), "em", "ops", "missing")  # type: ignore[arg-type]
     assert TOKEN not in str(err.value)
+
+
+def test_stale_forecast_raises_and_profile_is_available_on_request(fake_api: Any, retry: RetryPolicy) -> None:
+    body = forecast_body()
+    body["updatedAt"] = _iso(NOW - timedelta(hours=9))
+    fake_api.json("/v3/carbon-intensity/forecast", body)
+    fake_api.json("/v3/carbon-intensity/history", history_body())
+    p = provider(fake_api.url, retry)
+    with pytest.raises(StaleSignal):
+        run(p.forecast(timedelta(hours=4)))
+    p.profile_history = timedelta(hours=24)
+    profile = run(p.profile(timedelta(hours=4)))
+    assert profile.kind is SeriesKind.PROFILE_FALLBACK and "requested explicitly" in profile.notes[-1]

@@ -4,6 +4,8 @@
 * Every result is validated (``ensure_valid``); bad or stale data raises, never passes silently.
 * When the provider has no forecast, or its forecast is unavailable or bad, a weekly profile
   from history (fetched now, or the last good one) is returned, marked ``profile-fallback``.
+  A *stale* forecast raises ``StaleSignal`` instead: whether to use it, run now, or ask for
+  ``profile()`` is the policy's decision.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ class GuardedProvider:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    async def profile(self, horizon: timedelta) -> Series:
+        """The weekly-profile forecast on demand (e.g. when a policy prefers it to a stale forecast)."""
+        return await self._profile(horizon, SignalError("requested explicitly"))
 
     async def _profile(self, horizon: timedelta, cause: SignalError) -> Series:
         now = self.now()
