@@ -8,7 +8,16 @@ writer), plus a synthetic Kepler counter, and also scrapes a live ``carbonshift 
 
 from __future__ import annotations
 
-import asyncio
+import sys
+from pathlib import Path
+
+# Test the package next to these tests, even if the shared virtualenv's editable install
+# points at another checkout (it did once: a CI dry-run clone under /tmp).
+_OPERATOR_DIR = str(Path(__file__).resolve().parents[2] / "operator")
+if _OPERATOR_DIR not in sys.path:
+    sys.path.insert(0, _OPERATOR_DIR)
+
+import asyncio  # noqa: E402
 import json
 import random
 import shutil
@@ -21,7 +30,6 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
