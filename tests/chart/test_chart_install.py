@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from chart_support import CHART, Helm
+import yaml
+from chart_support import CHART, REPO_ROOT, Helm
 
 pytestmark = pytest.mark.cluster
 
@@ -44,6 +45,9 @@ def release(helm: Helm, control_plane: Any) -> Iterator[Release]:
     suffix = uuid.uuid4().hex[:6]
     name, namespace = f"cs-{suffix}", f"carbonshift-chart-{suffix}"
     kubeconfig = str(control_plane.kubeconfig(HUB))
+    # The namespace enforces the "restricted" Pod Security Standard: the operator pod must pass it.
+    control_plane.kubectl(HUB, "create", "namespace", namespace)
+    control_plane.kubectl(HUB, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     helm.run("--kubeconfig", kubeconfig, "install", name, str(CHART), "--namespace", namespace,
              "--create-namespace", "--wait=false", "--timeout", "60s")
     try:
@@ -83,6 +87,31 @@ def test_objects_exist(control_plane: Any, release: Release) -> None:
         control_plane.kubectl(HUB, "get", kind, obj, "-n", ns)
     for kind in ("clusterrole", "clusterrolebinding"):
         control_plane.kubectl(HUB, "get", kind, f"{name}-{ns}")
+
+
+def test_operator_pod_passes_restricted_pod_security(control_plane: Any, release: Release) -> None:
+    """The ReplicaSet creates the pod in a namespace enforcing "restricted" (kwok runs it)."""
+    selector = f"app.kubernetes.io/instance={release.name}"
+
+    def check() -> str | None:
+        pods = control_plane.kubectl(HUB, "get", "pods", "-n", release.namespace, "-l", selector, "-o", "name").stdout
+        if pods.strip():
+            return None
+        events = control_plane.kubectl(HUB, "get", "events", "-n", release.namespace, check=False).stdout
+        return f"no operator pod was created:\n{events}"
+
+    eventually(check, timeout=45)
+
+
+def test_quickstart_manifests_are_accepted(control_plane: Any, release: Release) -> None:
+    """Every YAML block of docs/quickstart.md passes the API server's validation (server dry run)."""
+    text = (REPO_ROOT / "docs" / "quickstart.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    kinds = [yaml.safe_load(b)["kind"] for b in blocks]
+    assert kinds == ["MemberCluster", "CarbonPolicy", "CarbonAwareJob"]
+    for block, kind in zip(blocks, kinds, strict=True):
+        where = [] if kind == "MemberCluster" else ["-n", release.namespace]
+        control_plane.kubectl(HUB, "apply", "--dry-run=server", *where, "-f", "-", input=block)
 
 
 def test_token_is_the_service_account(control_plane: Any, release: Release) -> None:
