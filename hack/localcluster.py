@@ -13,6 +13,7 @@ Binaries come from `hack/tools.sh` (built once, cached under ~/.cache/carbonshif
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import json
@@ -175,12 +176,13 @@ class LocalControlPlane:
         (self.pki / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
 
     def _kubeconfig_doc(self, specs: Iterable[ClusterSpec], current: str) -> dict[str, object]:
-        ca = str(self.pki / "ca.crt")
+        # The CA is embedded, so a kubeconfig can be stored in a Secret and used anywhere.
+        ca = base64.b64encode((self.pki / "ca.crt").read_bytes()).decode()
         specs = list(specs)
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": s.name, "cluster": {"server": s.server, "certificate-authority": ca}}
+            "clusters": [{"name": s.name, "cluster": {"server": s.server, "certificate-authority-data": ca}}
                          for s in specs],
             "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
             "contexts": [{"name": s.name, "context": {"cluster": s.name, "user": "admin"}} for s in specs],
@@ -219,7 +221,10 @@ class LocalControlPlane:
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",
                 "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
-                "--allow-privileged=true", "--profiling=false", "--v=0"]
+                "--allow-privileged=true", "--profiling=false", "--v=0",
+                # Debian's etcd 3.4.23 lacks progress notifications, so streaming watch-lists fail
+                # and clients re-list every ~30 s; with WatchList off they use plain LIST + WATCH.
+                "--feature-gates=WatchList=false"]
 
     def _component_kubeconfig(self, spec: ClusterSpec) -> Path:
         return self.kubeconfig(spec.name)

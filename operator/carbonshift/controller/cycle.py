@@ -1,0 +1,774 @@
+"""The scheduling cycle: snapshot -> plan -> act, repeated.
+
+One cycle (1) probes member clusters and reads their signals, (2) lists the Jobs carbonshift
+owns in each reachable member, (3) plans every waiting CarbonAwareJob together with the pure
+core (jobs already running hold their capacity), then (4) acts: writes decisions to status,
+dispatches jobs whose start has come, mirrors member Jobs back, suspends and resumes
+interruptible work, relocates it when worth it, and accounts for emissions.
+
+Restart safety comes from three rules: member Job names are deterministic (a second create is
+409, then adopted); the decision is written to status before the member cluster is changed;
+and every cycle reconciles "what status says" with "what member clusters have" (missing Job
+re-created, a copy in a cluster other than the decided one deleted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from carbonshift.api import CarbonAwareJob, CarbonPolicy, CarbonPolicySpec, MemberCluster
+from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
+from carbonshift.controller.clock import Clock
+from carbonshift.controller.events import post_event
+from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
+from carbonshift.controller.manifests import (
+    LABEL_JOB_UID, MANAGED_SELECTOR, build_member_job, job_progress,
+)
+from carbonshift.controller.members import MemberRegistry
+from carbonshift.controller.metrics import Metrics
+from carbonshift.controller.settings import OperatorSettings
+from carbonshift.controller.signalhub import RegionReading, SignalHub
+from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
+from carbonshift.controller.translate import core_job, decision_from_plan, planner_options, saved_display
+from carbonshift.controller.validation import EffectivePolicy, allowed_regions, job_problems, resolve_policy
+
+log = logging.getLogger(__name__)
+
+TERMINAL = {"Succeeded", "Failed"}
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
+
+
+@dataclass
+class World:
+    """The hub's objects as last seen by the watches (fed by the Kopf event handlers)."""
+
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)  # job uid -> monotonic time
+
+    def namespace_policies(self, namespace: str) -> dict[str, CarbonPolicySpec]:
+        result = {}
+        for (ns, name), body in self.policies.items():
+            if ns == namespace:
+                try:
+                    result[name] = CarbonPolicy.model_validate(body).spec
+                except ValidationError:
+                    continue
+        return result
+
+
+@dataclass
+class JobContext:
+    """One job in this cycle: its parsed form and what the cycle worked out about it."""
+
+    body: dict[str, Any]
+    model: CarbonAwareJob
+    policy: EffectivePolicy
+    regions: tuple[str, ...]
+    status: dict[str, Any]
+    patch: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model.metadata.namespace}/{self.model.metadata.name}"
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"]["uid"])
+
+    @property
+    def generation(self) -> int | None:
+        return self.body["metadata"].get("generation")
+
+    def current(self, key: str) -> Any:
+        return self.patch.get(key, self.status.get(key))
+
+    def set(self, **values: Any) -> None:
+        self.patch.update(values)
+
+    def condition(self, type_: str, status: bool, reason: str, message: str, now: datetime) -> None:
+        conditions = self.current("conditions") or []
+        self.patch["conditions"] = with_condition(conditions, type_, status, reason, message, now, self.generation)
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append((reason, message, warning))
+
+
+@dataclass
+class CycleView:
+    """What the cycle knows about member clusters and signals right now."""
+
+    now: datetime
+    members: dict[str, MemberCluster]
+    healthy: dict[str, MemberCluster]
+    region_member: dict[str, MemberCluster]  # region -> the member cluster serving it this cycle
+    readings: dict[str, RegionReading]  # region -> signals
+    member_jobs: dict[str, dict[str, dict[str, Any]]]  # member -> job uid label -> member Job
+
+
+class Scheduler:
+    def __init__(self, hub: KubeApi, registry: MemberRegistry, signals: SignalHub, clock: Clock,
+                 settings: OperatorSettings, metrics: Metrics, world: World | None = None) -> None:
+        self.hub = hub
+        self.registry = registry
+        self.signals = signals
+        self.clock = clock
+        self.settings = settings
+        self.metrics = metrics
+        self.world = world or World()
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(settings.api_workers * 2)
+        self.cycles = 0
+
+    # ----- loop --------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                next_due = await self.cycle()
+            except Exception:  # one bad cycle must not stop the operator; the next one retries
+                log.exception("scheduling cycle failed")
+                next_due = None
+            self.metrics.cycle_seconds.observe(time.monotonic() - started)
+            timeout = self.settings.cycle_seconds
+            if next_due is not None:
+                timeout = min(timeout, max(0.05, self.clock.seconds_until(next_due)))
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if self._wake.is_set() and not stop.is_set():
+                await asyncio.sleep(0.05)  # let a burst of watch events land in one cycle
+
+    # ----- one cycle ---------------------------------------------------------------------
+    async def cycle(self) -> datetime | None:
+        """Runs one cycle; returns the next moment something is due (a start or a slot edge)."""
+        self.cycles += 1
+        view = await self._observe()
+        contexts, invalid = self._contexts(view)
+        for ctx in invalid:
+            await self._flush(ctx)
+        waiting = [c for c in contexts if not c.current("memberJob")]
+        dispatched = [c for c in contexts if c.current("memberJob")]
+        await self._plan_waiting(waiting, dispatched, view)
+        await self._gather(self._act_waiting(ctx, view) for ctx in waiting)
+        await self._gather(self._act_dispatched(ctx, view) for ctx in dispatched)
+        await self._gather(self._flush(ctx) for ctx in contexts)
+        await self._collect_orphans(view)
+        self._update_job_metrics()
+        return self._next_due(contexts, view.now)
+
+    async def _gather(self, coroutines: Iterable[Any]) -> None:
+        async def limited(coro: Any) -> None:
+            async with self._semaphore:
+                await coro
+        await asyncio.gather(*(limited(c) for c in coroutines))
+
+    async def _observe(self) -> CycleView:
+        # Whole seconds: the planning grid starts exactly at "now", so "run now" is slot 0.
+        now = self.clock.now().replace(microsecond=0)
+        members: dict[str, MemberCluster] = {}
+        for name, body in sorted(self.world.members.items()):
+            try:
+                members[name] = MemberCluster.model_validate(body)
+            except ValidationError as exc:
+                log.warning("MemberCluster %s is not usable: %s", name, exc)
+        healths = await asyncio.gather(*(self.registry.probe(m) for m in members.values()))
+        healthy = {n: m for (n, m), h in zip(members.items(), healths) if h.ready}
+        for (name, _), health in zip(members.items(), healths):
+            self.metrics.member_ready.labels(cluster=name).set(1 if health.ready else 0)
+        region_member: dict[str, MemberCluster] = {}
+        for name in sorted(healthy):
+            region_member.setdefault(healthy[name].spec.region, healthy[name])
+        readings_list = await asyncio.gather(*(self.signals.read(m, now) for m in region_member.values()))
+        readings = {r.region: r for r in readings_list}
+        for reading in readings_list:
+            age = reading.age(now)
+            if age is not None:
+                self.metrics.signal_age.labels(region=reading.region).set(age.total_seconds())
+            if reading.current_g_per_kwh is not None:
+                self.metrics.signal_intensity.labels(region=reading.region).set(reading.current_g_per_kwh)
+        member_jobs: dict[str, dict[str, dict[str, Any]]] = {}
+
+        async def list_jobs(member: MemberCluster) -> None:
+            api = await self.registry.api(member)
+            try:
+                listed = await api.get(job_path(member.spec.job_namespace), {"labelSelector": MANAGED_SELECTOR})
+            except KubeError as exc:
+                if exc.not_found:
+                    member_jobs[member.metadata.name] = {}
+                    return
+                self.registry.mark_unreachable(member.metadata.name, str(exc))
+                healthy.pop(member.metadata.name, None)
+                return
+            member_jobs[member.metadata.name] = {
+                j["metadata"]["labels"].get(LABEL_JOB_UID, ""): j for j in listed.get("items") or []}
+
+        await asyncio.gather(*(list_jobs(m) for m in list(healthy.values())))
+        await asyncio.gather(*(self._member_status(m, m.metadata.name in healthy, readings.get(m.spec.region),
+                                                   member_jobs.get(m.metadata.name), now)
+                               for m in members.values()))
+        return CycleView(now, members, healthy, region_member, readings, member_jobs)
+
+    def _contexts(self, view: CycleView) -> tuple[list[JobContext], list[JobContext]]:
+        contexts: list[JobContext] = []
+        invalid: list[JobContext] = []
+        members = list(view.members.values())
+        for (namespace, name), body in list(self.world.jobs.items()):
+            meta = body.get("metadata") or {}
+            status = body.get("status") or {}
+            if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL:
+                continue
+            try:
+                model = CarbonAwareJob.model_validate(body)
+            except ValidationError as exc:
+                log.warning("CarbonAwareJob %s/%s does not parse: %s", namespace, name, exc)
+                continue
+            policy, problem = resolve_policy(model, self.world.namespace_policies(namespace), self.settings.defaults)
+            problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
+            if problems or policy is None:
+                ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
+                if not status.get("memberJob"):
+                    message = "; ".join(problems)
+                    ctx.set(phase="Pending", message=f"not valid: {message}", observedGeneration=ctx.generation)
+                    if (status.get("message") or "") != f"not valid: {message}":
+                        ctx.event("Invalid", message, warning=True)
+                    ctx.condition("Valid", False, "InvalidSpec", message, view.now)
+                    invalid.append(ctx)
+                    continue
+                # Already running: a later edit cannot be honoured, but the run is not abandoned.
+                policy = policy or resolve_policy(model, {}, self.settings.defaults)[0]
+                ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
+                ctx.condition("Valid", False, "InvalidSpec", "; ".join(problems), view.now)
+                contexts.append(ctx)
+                continue
+            ctx = JobContext(body, model, policy, allowed_regions(model, policy, members), status)
+            ctx.condition("Valid", True, "Valid", f"spec is valid; policy from {policy.source}", view.now)
+            contexts.append(ctx)
+        return contexts, invalid
+
+    # ----- planning ----------------------------------------------------------------------
+    def _region_signals(self, view: CycleView, fresh_only: bool, max_age: timedelta) -> list[RegionSignals]:
+        signals = []
+        for region, reading in sorted(view.readings.items()):
+            age = reading.age(view.now)
+            stale = reading.error is not None or age is None or age > max_age
+            if stale and fresh_only:
+                n = reading.signals.n_slots
+                signals.append(reading.signals.with_intensity(np.full(n, np.nan)))
+            else:
+                signals.append(reading.signals)
+        return signals
+
+    def _commitments(self, dispatched: list[JobContext], view: CycleView) -> list[Plan]:
+        """Running work holds capacity in its region for the rest of its planned time."""
+        if not view.readings:
+            return []
+        any_reading = next(iter(view.readings.values())).signals
+        start, slot, n = any_reading.start, any_reading.slot, any_reading.n_slots
+        plans = []
+        for ctx in dispatched:
+            decision = ctx.current("decision") or {}
+            if ctx.current("phase") == "Suspended" or not decision.get("region"):
+                continue
+            begin = _parse_time(decision["start"])
+            end = begin + ctx.model.spec.estimated_duration
+            first = max(0, int((begin - start) / slot))
+            last = min(n, math.ceil((end - start) / slot))
+            if last <= first:
+                continue
+            slots = tuple(range(first, last))
+            power = ctx.model.spec.power.watts if ctx.model.spec.power else 1.0
+            plans.append(Plan(job_id=ctx.key, feasible=True, region=decision["region"], start=begin, end=end,
+                              slots=slots, slot_fractions=(1.0,) * len(slots), it_power_w=power,
+                              facility_power_w=power, expected_g=0.0, baseline_g=0.0, reasons=()))
+        return plans
+
+    async def _plan_waiting(self, waiting: list[JobContext], dispatched: list[JobContext], view: CycleView) -> None:
+        if not waiting:
+            return
+        commitments = self._commitments(dispatched, view)
+        groups: dict[tuple[Any, ...], list[JobContext]] = {}
+        for ctx in waiting:
+            fresh_only = ctx.policy.signal_fallback == "runNow"
+            key = (fresh_only, ctx.policy.max_signal_age, ctx.policy.forecast_safety_margin,
+                   ctx.policy.run_now_below_g_per_kwh)
+            groups.setdefault(key, []).append(ctx)
+        for (fresh_only, max_age, _, _), members in groups.items():
+            signals = self._region_signals(view, fresh_only, max_age)
+            self._mark_staleness(members, view, max_age)
+            if not signals:
+                for ctx in members:
+                    ctx.set(phase="Waiting", message="no reachable member cluster serves the job's regions")
+                    ctx.condition("Scheduled", False, "NoReachableCluster",
+                                  f"none of {list(ctx.regions)} has a reachable MemberCluster", view.now)
+                continue
+            snapshot = build_snapshot(signals)
+            jobs = [self._core_job(ctx, view.now) for ctx in members]
+            started = time.perf_counter()
+            plans = plan_jobs(jobs, snapshot, commitments, planner_options(members[0].policy))
+            elapsed = time.perf_counter() - started
+            for ctx, job, plan in zip(members, jobs, plans):
+                self._adopt_plan(ctx, job, plan, view, elapsed / max(1, len(plans)))
+                if plan.feasible and plan.region:
+                    commitments.append(plan)
+
+    def _core_job(self, ctx: JobContext, now: datetime) -> Job:
+        return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now)
+
+    def _submitted(self, ctx: JobContext, now: datetime) -> datetime:
+        """Submission time on the operator's clock (the accelerated demo clock maps real times)."""
+        created = ctx.model.metadata.creation_timestamp
+        return self.clock.from_real(created) if created is not None else now
+
+    def _mark_staleness(self, contexts: list[JobContext], view: CycleView, max_age: timedelta) -> None:
+        for ctx in contexts:
+            stale = []
+            for region in ctx.regions:
+                reading = view.readings.get(region)
+                if reading is None:
+                    continue
+                age = reading.age(view.now)
+                if reading.error or age is None or age > max_age:
+                    what = reading.error or (f"newest value is {age} old" if age else "no value")
+                    stale.append(f"{region}: {what}")
+            if stale:
+                ctx.condition("SignalsStale", True, "SignalsStale",
+                              f"{'; '.join(stale)} (policy fallback: {ctx.policy.signal_fallback})", view.now)
+            else:
+                ctx.condition("SignalsStale", False, "SignalsFresh", "all signals are fresh", view.now)
+
+    def _adopt_plan(self, ctx: JobContext, job: Job, plan: Plan, view: CycleView, latency: float) -> None:
+        """Hysteresis: keep the current decision unless the new plan is clearly better or it must change."""
+        now = view.now
+        old = ctx.current("decision")
+        # A deadline that cannot be met any more is no reason to wait: run now, best effort, and say so.
+        deadline_near = bool({ReasonCode.RUN_NOW_DEADLINE_NEAR, ReasonCode.DEADLINE_UNMEETABLE} & set(plan.codes))
+        if plan.region is None or plan.region not in view.region_member or (
+                not plan.feasible and ReasonCode.DEADLINE_UNMEETABLE not in plan.codes):
+            message = "; ".join(r.message for r in plan.reasons) or "no feasible plan"
+            ctx.set(phase="Waiting", message=message, observedGeneration=ctx.generation)
+            ctx.condition("Scheduled", False, plan.reasons[0].code.value if plan.reasons else "NoPlan", message, now)
+            return
+        member = view.region_member[plan.region]
+        decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible)
+        keep_reason = None
+        if old and ctx.status.get("observedGeneration") == ctx.generation:
+            old_start = _parse_time(old["start"])
+            margin = job.duration * ctx.policy.forecast_safety_margin
+            old_ok = (old.get("cluster") in view.healthy and old.get("region") in ctx.regions
+                      and max(old_start, now) + job.duration + margin <= job.deadline)
+            must_run_now = deadline_near
+            if old_ok and not must_run_now and old_start <= now:
+                keep_reason = "start reached"
+            elif old_ok and not must_run_now:
+                threshold = float(old.get("expectedGrams") or 0.0) * (1.0 - self.settings.replan_min_improvement)
+                if decision["expectedGrams"] >= threshold:
+                    keep_reason = "gain below hysteresis"
+        if keep_reason is not None or same_decision(old, decision):
+            return
+        if old and old.get("baselineGrams") is not None and ctx.status.get("observedGeneration") == ctx.generation:
+            # The baseline is "run at submission in the home region": it does not move on re-plans.
+            decision["baselineGrams"] = old["baselineGrams"]
+            decision["savedGrams"] = round(old["baselineGrams"] - decision["expectedGrams"], 3)
+        if ctx.policy.dry_run:
+            decision["reasons"].append({"code": "DryRun", "message": f"{ctx.policy.source} is dry-run: "
+                                        "the decision is reported but the job runs at once"})
+        ctx.set(**with_decision(ctx.status, decision), savedDisplay=saved_display(decision),
+                observedGeneration=ctx.generation)
+        first = old is None
+        if first and ctx.uid in self.world.first_seen:
+            self.metrics.decision_latency.observe(time.monotonic() - self.world.first_seen[ctx.uid])
+        summary = _summary(decision, plan)
+        ctx.set(message=summary)
+        ctx.condition("Scheduled", True, decision["reasons"][0]["code"] if decision["reasons"] else "Planned",
+                      summary, now)
+        ctx.condition("DeadlineAtRisk", deadline_near, "RunNowDeadlineNear" if deadline_near else "DeadlineSafe",
+                      "the deadline leaves no room to wait: running now" if deadline_near
+                      else f"planned to finish before {iso(job.deadline)}", now)
+        ctx.event("Decided" if first else "Replanned", summary)
+
+    # ----- acting: waiting jobs ------------------------------------------------------------
+    async def _act_waiting(self, ctx: JobContext, view: CycleView) -> None:
+        decision = ctx.current("decision")
+        if not decision or ctx.patch.get("phase") == "Pending":
+            return
+        start = _parse_time(decision["start"])
+        if start > view.now and not ctx.policy.dry_run:
+            if ctx.current("phase") != "Waiting":
+                ctx.set(phase="Waiting")
+            return
+        member = view.healthy.get(decision["cluster"])
+        if member is None:
+            ctx.set(phase="Waiting", message=f"cluster {decision['cluster']} is unreachable; re-planning")
+            return
+        await self._dispatch(ctx, member, decision, view)
+
+    def _existing_copy(self, ctx: JobContext, view: CycleView) -> tuple[str, dict[str, Any]] | None:
+        for name, jobs in view.member_jobs.items():
+            if ctx.uid in jobs:
+                return name, jobs[ctx.uid]
+        return None
+
+    async def _dispatch(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
+                        view: CycleView) -> None:
+        """Creates the member Job (or adopts the one a previous, interrupted attempt made)."""
+        suspend = bool(decision.get("slots")) and not _in_window(decision, view.now)
+        existing = self._existing_copy(ctx, view)
+        try:
+            if existing is not None and existing[0] == member.metadata.name:
+                created = existing[1]
+            else:
+                created = await self._create_member_job(ctx, member, suspend)
+        except KubeError as exc:
+            self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="create").inc()
+            ctx.set(message=f"dispatch to {member.metadata.name} failed: {exc}")
+            ctx.condition("Dispatched", False, "DispatchFailed", str(exc), view.now)
+            ctx.event("DispatchFailed", str(exc), warning=True)
+            if exc.unreachable:
+                self.registry.mark_unreachable(member.metadata.name, str(exc))
+            return
+        self.metrics.dispatches.labels(cluster=member.metadata.name).inc()
+        meta = created["metadata"]
+        ctx.set(phase="Suspended" if suspend else "Dispatched",
+                memberJob={"cluster": member.metadata.name, "namespace": meta["namespace"], "name": meta["name"],
+                           "uid": meta.get("uid")},
+                message=f"dispatched to {member.metadata.name} ({member.spec.region})")
+        ctx.condition("Dispatched", True, "Dispatched",
+                      f"Job {meta['namespace']}/{meta['name']} created in {member.metadata.name}", view.now)
+        ctx.event("Dispatched", f"created Job {meta['namespace']}/{meta['name']} in cluster {member.metadata.name} "
+                                f"(region {member.spec.region})")
+
+    async def _create_member_job(self, ctx: JobContext, member: MemberCluster, suspend: bool) -> dict[str, Any]:
+        api = await self.registry.api(member)
+        namespace = member.spec.job_namespace
+        await self.registry.ensure_namespace(api, namespace)
+        manifest = build_member_job(ctx.body, job_namespace=namespace, region=member.spec.region, suspend=suspend)
+        try:
+            return await api.request("POST", job_path(namespace), manifest)
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+        existing = await api.get(job_path(namespace, manifest["metadata"]["name"]))
+        if (existing["metadata"].get("labels") or {}).get(LABEL_JOB_UID) != ctx.uid:
+            raise KubeError(409, f"{member.metadata.name}: Job {namespace}/{manifest['metadata']['name']} exists "
+                                 "and belongs to something else")
+        return existing
+
+    # ----- acting: dispatched jobs -----------------------------------------------------------
+    async def _act_dispatched(self, ctx: JobContext, view: CycleView) -> None:
+        ref = ctx.current("memberJob")
+        decision = ctx.current("decision") or {}
+        target = decision.get("cluster") or ref["cluster"]
+        # A copy anywhere but the decided cluster is left over from a relocation: remove it.
+        for name, jobs in view.member_jobs.items():
+            if name != target and ctx.uid in jobs:
+                await self._delete_member_job(view.healthy[name], jobs[ctx.uid]["metadata"]["name"], ctx, view)
+        member = view.healthy.get(target)
+        if member is None:
+            reason = "MemberUnreachable" if target in view.members else "MemberMissing"
+            ctx.condition("MemberReachable", False, reason,
+                          f"cluster {target} cannot be reached; the Job there is kept and watched", view.now)
+            return
+        if ctx.current("conditions") and any(c.get("type") == "MemberReachable" for c in ctx.current("conditions")):
+            ctx.condition("MemberReachable", True, "MemberReachable", f"cluster {target} is reachable", view.now)
+        member_job = view.member_jobs.get(target, {}).get(ctx.uid)
+        if member_job is None:
+            await self._recreate(ctx, member, decision, view, moved=ref["cluster"] != target)
+            return
+        if ref["cluster"] != target:
+            meta = member_job["metadata"]
+            ctx.set(memberJob={"cluster": target, "namespace": meta["namespace"], "name": meta["name"],
+                               "uid": meta.get("uid")})
+        progress = job_progress(member_job)
+        if progress in TERMINAL:
+            await self._finish(ctx, member, member_job, progress, view)
+            return
+        if ctx.model.spec.interruptible and decision.get("slots"):
+            if await self._maybe_relocate(ctx, member, view):
+                return
+            await self._follow_windows(ctx, member, member_job, decision, view)
+            return
+        phase = {"Running": "Running", "Pending": "Dispatched", "Suspended": "Suspended"}[progress]
+        if phase == "Suspended":  # never left suspended without a plan for it
+            await self._set_suspend(ctx, member, member_job, False, view)
+            phase = "Dispatched"
+        if ctx.current("phase") != phase:
+            ctx.set(phase=phase, message=f"{phase.lower()} in {target}")
+
+    async def _recreate(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any], view: CycleView,
+                        moved: bool) -> None:
+        why = "relocated" if moved else "its Job was missing in the member cluster (deleted by hand?)"
+        try:
+            created = await self._create_member_job(ctx, member, bool(decision.get("slots"))
+                                                    and not _in_window(decision, view.now))
+        except KubeError as exc:
+            self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="create").inc()
+            ctx.set(message=f"re-creating the Job in {member.metadata.name} failed: {exc}")
+            return
+        meta = created["metadata"]
+        ctx.set(memberJob={"cluster": member.metadata.name, "namespace": meta["namespace"], "name": meta["name"],
+                           "uid": meta.get("uid")}, phase="Dispatched",
+                message=f"dispatched to {member.metadata.name} ({why})")
+        ctx.event("Relocated" if moved else "MemberJobRecreated",
+                  f"created Job {meta['namespace']}/{meta['name']} in {member.metadata.name}: {why}", warning=not moved)
+
+    async def _set_suspend(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any], suspend: bool,
+                           view: CycleView) -> bool:
+        meta = member_job["metadata"]
+        api = await self.registry.api(member)
+        try:
+            await api.merge_patch(job_path(meta["namespace"], meta["name"]), {"spec": {"suspend": suspend}})
+        except KubeError as exc:
+            self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="suspend").inc()
+            ctx.set(message=f"could not {'suspend' if suspend else 'resume'} in {member.metadata.name}: {exc}")
+            return False
+        ctx.event("Suspended" if suspend else "Resumed",
+                  f"{'suspended' if suspend else 'resumed'} Job {meta['namespace']}/{meta['name']} in "
+                  f"{member.metadata.name} to follow its green windows")
+        return True
+
+    async def _follow_windows(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
+                              decision: dict[str, Any], view: CycleView) -> None:
+        """Interruptible work runs in its planned windows and is suspended between them."""
+        remaining = [w for w in decision["slots"] if _parse_time(w["end"]) > view.now]
+        # Past its last window and not done (the estimate ran short): keep running to the end.
+        want_suspend = bool(remaining) and not _in_window(decision, view.now)
+        is_suspended = bool((member_job.get("spec") or {}).get("suspend"))
+        if want_suspend != is_suspended:
+            if not await self._set_suspend(ctx, member, member_job, want_suspend, view):
+                return
+        phase = "Suspended" if want_suspend else ("Running" if job_progress(member_job) == "Running" else "Dispatched")
+        if ctx.current("phase") != phase:
+            upcoming = f"; next window {remaining[0]['start']}" if want_suspend and remaining else ""
+            ctx.set(phase=phase, message=f"{phase.lower()} in {member.metadata.name}{upcoming}")
+
+    async def _maybe_relocate(self, ctx: JobContext, member: MemberCluster, view: CycleView) -> bool:
+        """Moves suspended interruptible work to a clearly greener allowed region (if the job allows it)."""
+        spec = ctx.model.spec
+        decision = ctx.current("decision")
+        if not spec.placement.allow_relocation or ctx.current("phase") != "Suspended" or len(view.readings) < 2:
+            return False
+        future = [w for w in decision["slots"] if _parse_time(w["end"]) > view.now]
+        remaining = sum((_parse_time(w["end"]) - max(view.now, _parse_time(w["start"])) for w in future), timedelta())
+        if remaining <= timedelta(0):
+            return False
+        signals = self._region_signals(view, False, ctx.policy.max_signal_age)
+        snapshot = build_snapshot(signals)
+        base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now)
+        job = Job(id=base.id, submit_at=view.now, duration=remaining, deadline=base.deadline, power_w=base.power_w,
+                  energy_wh=base.energy_wh, allowed_regions=base.allowed_regions, home_region=member.spec.region,
+                  interruptible=True)
+        options = planner_options(ctx.policy)
+        anywhere = plan_job(job, snapshot, (), options)
+        if not anywhere.feasible or anywhere.region in (None, member.spec.region):
+            return False
+        if anywhere.region not in view.region_member:
+            return False
+        stay = plan_job(Job(**{**job.__dict__, "allowed_regions": (member.spec.region,)}), snapshot, (), options)
+        if stay.feasible and anywhere.expected_g >= stay.expected_g * (1.0 - self.settings.replan_min_improvement):
+            return False
+        target = view.region_member[anywhere.region]
+        new = decision_from_plan(anywhere, target.metadata.name, view.now, True, extra_reasons=[
+            {"code": "Relocated", "message": f"moved from {member.spec.region}: remaining work emits "
+                                             f"{anywhere.expected_g:.0f} g there instead of {stay.expected_g:.0f} g"}])
+        new["baselineGrams"] = decision.get("baselineGrams", new["baselineGrams"])
+        new["savedGrams"] = round(new["baselineGrams"] - new["expectedGrams"], 3)
+        # Status first (the decision), then the member clusters: a crash in between converges.
+        ctx.set(**with_decision(ctx.status, new), savedDisplay=saved_display(new),
+                message=f"relocating from {member.metadata.name} to {target.metadata.name}")
+        await self._flush(ctx)
+        await self._delete_member_job(member, ctx.current("memberJob")["name"], ctx, view)
+        await self._recreate(ctx, target, new, view, moved=True)
+        return True
+
+    async def _delete_member_job(self, member: MemberCluster, name: str, ctx: JobContext | None,
+                                 view: CycleView) -> None:
+        api = await self.registry.api(member)
+        try:
+            await api.request("DELETE", job_path(member.spec.job_namespace, name),
+                              {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+        except KubeError as exc:
+            if not exc.not_found:
+                self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="delete").inc()
+                log.warning("deleting %s in %s: %s", name, member.metadata.name, exc)
+
+    async def _finish(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any], progress: str,
+                      view: CycleView) -> None:
+        decision = ctx.current("decision") or {}
+        spec = ctx.model.spec
+        hours = spec.estimated_duration.total_seconds() / 3600
+        power = spec.power.watts if spec.power else (spec.energy.watt_hours / hours if spec.energy and hours else 0.0)
+        energy_wh = power * hours * member.spec.pue
+        estimated = float(decision.get("expectedGrams") or 0.0)
+        start = _parse_time(decision["start"]) if decision.get("start") else view.now
+        uses_onsite = any(r.get("code") == ReasonCode.USES_ONSITE_ENERGY.value for r in decision.get("reasons") or [])
+        if not uses_onsite and not decision.get("slots"):
+            mean = await self.signals.history_mean(member, start, start + spec.estimated_duration)
+            if mean is not None:
+                estimated = energy_wh / 1000 * mean  # measured intensity over the actual window
+        emissions = {"estimatedGrams": round(estimated, 3), "energyWattHours": round(energy_wh, 3)}
+        baseline = float(decision.get("baselineGrams") or estimated)
+        ctx.set(phase=progress, emissions=emissions,
+                message=f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
+                        f"({baseline - estimated:.0f} g saved against running at once in the home region)")
+        ctx.condition("Dispatched", True, progress, f"Job finished: {progress}", view.now)
+        if progress == "Succeeded":
+            self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
+            self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
+        ctx.event(progress, ctx.current("message"), warning=progress == "Failed")
+
+    # ----- deletion ------------------------------------------------------------------------
+    async def remove_member_jobs(self, body: dict[str, Any]) -> list[str]:
+        """Deletes every copy of a deleted CarbonAwareJob; returns clusters that must be retried.
+
+        Only the cluster its status names must be reachable; a copy in another unreachable
+        cluster (e.g. left by a crash) is removed later by the orphan collection.
+        """
+        uid = str(body["metadata"]["uid"])
+        ref = (body.get("status") or {}).get("memberJob") or {}
+        retry = []
+        for name, member_body in sorted(self.world.members.items()):
+            try:
+                member = MemberCluster.model_validate(member_body)
+                api = await self.registry.api(member)
+                listed = await api.get(job_path(member.spec.job_namespace), {"labelSelector": f"{LABEL_JOB_UID}={uid}"})
+                for job in listed.get("items") or []:
+                    await api.request("DELETE", job_path(member.spec.job_namespace, job["metadata"]["name"]),
+                                      {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+                    log.info("deleted Job %s in %s for deleted %s/%s", job["metadata"]["name"], name,
+                             body["metadata"]["namespace"], body["metadata"]["name"])
+            except ValidationError:
+                continue
+            except KubeError as exc:
+                if exc.not_found:
+                    continue
+                if ref.get("cluster") == name:
+                    retry.append(name)
+        return retry
+
+    # ----- housekeeping ----------------------------------------------------------------------
+    async def _collect_orphans(self, view: CycleView) -> None:
+        """Member Jobs whose CarbonAwareJob no longer exists are deleted (after checking the hub)."""
+        known = {str(b["metadata"].get("uid")) for b in self.world.jobs.values()}
+        for name, jobs in view.member_jobs.items():
+            for uid, job in jobs.items():
+                if uid in known:
+                    continue
+                source = (job["metadata"].get("annotations") or {}).get("carbonshift.io/source", "/")
+                namespace, _, caj_name = source.partition("/")
+                try:
+                    body = await self.hub.get(caj_path(namespace, caj_name))
+                    if str(body["metadata"].get("uid")) == uid:
+                        continue
+                except KubeError as exc:
+                    if not exc.not_found:
+                        continue
+                log.info("deleting orphan Job %s in %s (CarbonAwareJob %s is gone)",
+                         job["metadata"]["name"], name, source)
+                await self._delete_member_job(view.healthy[name], job["metadata"]["name"], None, view)
+
+    async def _member_status(self, member: MemberCluster, ready: bool, reading: RegionReading | None,
+                             jobs: dict[str, dict[str, Any]] | None, now: datetime) -> None:
+        body = self.world.members.get(member.metadata.name) or {}
+        status = body.get("status") or {}
+        health = self.registry._health.get(member.metadata.name)
+        message = health.message if health else "not probed yet"
+        desired: dict[str, Any] = {
+            "phase": "Ready" if ready else "NotReady",
+            "ready": ready,
+            "message": message,
+            "observedGeneration": body.get("metadata", {}).get("generation"),
+            "conditions": with_condition(status.get("conditions") or [], "Ready", ready,
+                                         "Reachable" if ready else "Unreachable", message, now,
+                                         body.get("metadata", {}).get("generation")),
+        }
+        if jobs is not None:
+            desired["runningJobs"] = sum(1 for j in jobs.values() if job_progress(j) == "Running")
+        if reading is not None and reading.current_g_per_kwh is not None and reading.observed_at is not None:
+            desired["signal"] = {"intensity": round(reading.current_g_per_kwh, 2), "observedAt": iso(reading.observed_at),
+                                 "source": reading.source[:64]}
+            stale = reading.error is not None
+            desired["conditions"] = with_condition(desired["conditions"], "SignalsStale", stale,
+                                                   "ProviderError" if stale else "Fresh",
+                                                   reading.error or f"{reading.kind} from {reading.source}", now,
+                                                   body.get("metadata", {}).get("generation"))
+        last_seen = status.get("lastSeen")
+        if ready and (not last_seen or now - _parse_time(last_seen) > LAST_SEEN_RESOLUTION):
+            desired["lastSeen"] = iso(now.replace(microsecond=0))
+        patch = changed(status, desired)
+        if not patch:
+            return
+        try:
+            await self.hub.merge_patch(f"{CARBONSHIFT_API}/memberclusters/{member.metadata.name}/status",
+                                       {"status": patch})
+        except KubeError as exc:
+            log.info("MemberCluster %s status: %s", member.metadata.name, exc)
+            return
+        if status.get("ready") is not None and bool(status.get("ready")) != ready:
+            await post_event(self.hub, body, "Ready" if ready else "Unreachable", message, warning=not ready)
+
+    async def _flush(self, ctx: JobContext) -> None:
+        patch = changed(ctx.status, ctx.patch)
+        if patch:
+            meta = ctx.body["metadata"]
+            try:
+                result = await self.hub.merge_patch(caj_path(meta["namespace"], meta["name"], "status"),
+                                                    {"status": patch})
+                ctx.status = dict(result.get("status") or {}) if result else {**ctx.status, **patch}
+                self.world.jobs[(meta["namespace"], meta["name"])] = result or ctx.body
+            except KubeError as exc:
+                log.warning("status of %s: %s", ctx.key, exc)
+                return
+        ctx.patch = {}
+        events, ctx.events = ctx.events, []
+        for reason, message, warning in events:
+            await post_event(self.hub, ctx.body, reason, message, warning=warning)
+
+    def _update_job_metrics(self) -> None:
+        phases = Counter((b.get("status") or {}).get("phase") or "Pending" for b in self.world.jobs.values())
+        for phase in ("Pending", "Waiting", "Dispatched", "Running", "Suspended", "Succeeded", "Failed"):
+            self.metrics.jobs.labels(phase=phase).set(phases.get(phase, 0))
+
+    def _next_due(self, contexts: list[JobContext], now: datetime) -> datetime | None:
+        due: list[datetime] = []
+        for ctx in contexts:
+            decision = ctx.current("decision") or {}
+            if decision.get("start"):
+                due.append(_parse_time(decision["start"]))
+            for window in decision.get("slots") or []:
+                due.extend((_parse_time(window["start"]), _parse_time(window["end"])))
+        future = [d for d in due if d > now]
+        return min(future) if future else None
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _in_window(decision: dict[str, Any], now: datetime) -> bool:
+    return any(_parse_time(w["start"]) <= now < _parse_time(w["end"]) for w in decision.get("slots") or [])
+
+
+def _summary(decision: dict[str, Any], plan: Plan) -> str:
+    reasons = "; ".join(r["message"] for r in decision["reasons"][:2])
+    return (f"{decision['region']} via {decision['cluster']} at {decision['start']}: expected "
+            f"{decision['expectedGrams']:.0f} g vs {decision['baselineGrams']:.0f} g baseline. {reasons}")[:1024]
+

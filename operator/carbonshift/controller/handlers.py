@@ -1,0 +1,94 @@
+"""Kopf handlers: plumbing only. Watch events feed the scheduler's world and wake it; the
+finalizer removes a deleted job's copies from member clusters. All decisions live in ``cycle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from carbonshift.controller.cycle import Scheduler
+
+GROUP, VERSION = "carbonshift.io", "v1alpha1"
+log = logging.getLogger(__name__)
+
+
+def _scheduler(memo: kopf.Memo) -> Scheduler:
+    return memo["scheduler"]  # type: ignore[no-any-return]
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a cluster: the pod's ServiceAccount; elsewhere: the kubeconfig (``--kubeconfig`` sets it)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Progress in annotations: the CRDs' status schemas are strict and would prune status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="carbonshift.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="carbonshift.io", key="last-handled-configuration")
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 30
+    scheduler = _scheduler(memo)
+    memo["stop"] = asyncio.Event()
+    memo["task"] = asyncio.create_task(scheduler.run(memo["stop"]))
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    if "stop" in memo:
+        memo["stop"].set()
+        await memo["task"]
+    await _scheduler(memo).signals.aclose()
+
+
+def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], body: Any) -> None:
+    if event.get("type") == "DELETED":
+        table.pop(key, None)
+    else:
+        table[key] = dict(body)
+
+
+@kopf.on.event(GROUP, VERSION, "carbonawarejobs")
+def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    scheduler = _scheduler(memo)
+    meta = body.get("metadata") or {}
+    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, body)
+    if event.get("type") == "DELETED":
+        scheduler.world.first_seen.pop(str(meta.get("uid")), None)
+    else:
+        scheduler.world.first_seen.setdefault(str(meta.get("uid")), time.monotonic())
+    scheduler.wake()
+
+
+@kopf.on.event(GROUP, VERSION, "carbonpolicies")
+def policy_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    scheduler = _scheduler(memo)
+    meta = body.get("metadata") or {}
+    _store(scheduler.world.policies, (meta.get("namespace"), meta.get("name")), event, body)
+    scheduler.wake()
+
+
+@kopf.on.event(GROUP, VERSION, "memberclusters")
+def member_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    scheduler = _scheduler(memo)
+    name = (body.get("metadata") or {}).get("name")
+    _store(scheduler.world.members, name, event, body)
+    if event.get("type") == "DELETED":
+        scheduler.registry.forget(str(name))
+    scheduler.wake()
+
+
+@kopf.on.delete(GROUP, VERSION, "carbonawarejobs", id="remove-member-jobs")
+async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    remaining = await _scheduler(memo).remove_member_jobs(dict(body))
+    if remaining:
+        raise kopf.TemporaryError(f"cannot reach {', '.join(remaining)} to delete the job's copy there; retrying",
+                                  delay=10)

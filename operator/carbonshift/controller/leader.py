@@ -1,0 +1,113 @@
+"""Leader election with a coordination.k8s.io Lease, so that of several replicas only one acts.
+
+The leader renews the lease every third of its duration; if it cannot renew before the lease
+expires it stops acting (and the process exits, so Kubernetes restarts it as a follower). Lease
+times use the real clock, never the demo's accelerated one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from carbonshift.controller.kube import KubeApi, KubeError
+
+log = logging.getLogger(__name__)
+
+
+def _micro(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+class LeaderElector:
+    def __init__(self, hub: KubeApi, namespace: str, name: str, identity: str, lease_seconds: float) -> None:
+        self.hub = hub
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self.name = name
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+
+    def _spec(self, now: datetime, acquired: str | None, transitions: int) -> dict[str, Any]:
+        return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_seconds),
+                "acquireTime": acquired or _micro(now), "renewTime": _micro(now),
+                "leaseTransitions": transitions}
+
+    async def try_acquire(self) -> bool:
+        now = datetime.now(timezone.utc)
+        try:
+            lease = await self.hub.get(self.path)
+        except KubeError as exc:
+            if not exc.not_found:
+                raise
+            try:
+                await self.hub.request("POST", self.collection, {
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name}, "spec": self._spec(now, None, 0)})
+                return True
+            except KubeError as create_exc:
+                if create_exc.conflict:
+                    return False
+                raise
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _parse(spec.get("renewTime"))
+        duration = timedelta(seconds=float(spec.get("leaseDurationSeconds") or self.lease_seconds))
+        expired = renewed is None or renewed + duration < now
+        if holder != self.identity and not expired:
+            return False
+        transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
+        acquired = spec.get("acquireTime") if holder == self.identity else None
+        lease["spec"] = self._spec(now, acquired, transitions)
+        try:
+            await self.hub.request("PUT", self.path, lease)  # resourceVersion makes this a compare-and-swap
+            return True
+        except KubeError as exc:
+            if exc.conflict:
+                return False
+            raise
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        """Waits until this process leads (True) or ``stop`` is set (False)."""
+        logged = False
+        while not stop.is_set():
+            try:
+                if await self.try_acquire():
+                    log.info("leading as %s (lease %s)", self.identity, self.name)
+                    return True
+            except KubeError as exc:
+                log.warning("leader election: %s", exc)
+            if not logged:
+                log.info("another replica leads; waiting as a follower")
+                logged = True
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.lease_seconds / 3)
+            except asyncio.TimeoutError:
+                pass
+        return False
+
+    async def keep(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        """Renews the lease until ``stop``; sets ``lost`` when it could not be renewed in time."""
+        last_ok = asyncio.get_running_loop().time()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.lease_seconds / 3)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                if await self.try_acquire():
+                    last_ok = asyncio.get_running_loop().time()
+                    continue
+            except KubeError as exc:
+                log.warning("renewing the lease: %s", exc)
+            if asyncio.get_running_loop().time() - last_ok > self.lease_seconds * 0.8:
+                log.error("lost the lease %s; stopping", self.name)
+                lost.set()
+                return

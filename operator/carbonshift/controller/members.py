@@ -1,0 +1,114 @@
+"""Access to member clusters: an API client per MemberCluster (from its kubeconfig Secret on the
+hub) and a health probe, so unreachable clusters are marked and avoided.
+
+Kubeconfigs are never logged; errors name the Secret, not its content.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import yaml
+from kubernetes import config as k8s_config
+
+from carbonshift.api import MemberCluster
+from carbonshift.controller.kube import KubeApi, KubeError
+
+
+@dataclass
+class Health:
+    ready: bool
+    message: str
+    checked_at: float  # monotonic seconds
+    last_seen_ok: float | None = None
+
+
+@dataclass
+class MemberRegistry:
+    hub: KubeApi
+    executor: Executor
+    probe_seconds: float = 10.0
+    _clients: dict[str, tuple[str, KubeApi]] = field(default_factory=dict)
+    _health: dict[str, Health] = field(default_factory=dict)
+    _namespaces: set[tuple[str, str]] = field(default_factory=set)
+
+    async def _kubeconfig(self, member: MemberCluster) -> dict[str, object] | None:
+        ref = member.spec.kubeconfig_secret_ref
+        if ref is None:
+            return None  # the hub itself
+        try:
+            secret = await self.hub.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
+        except KubeError as exc:
+            raise KubeError(exc.status, f"kubeconfig Secret {ref.namespace}/{ref.name}: HTTP {exc.status}") from None
+        raw = (secret.get("data") or {}).get(ref.key)
+        if raw is None:
+            raise KubeError(422, f"kubeconfig Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
+        try:
+            loaded = yaml.safe_load(base64.b64decode(raw))
+        except (ValueError, yaml.YAMLError):
+            raise KubeError(422, f"kubeconfig Secret {ref.namespace}/{ref.name} key {ref.key!r} is not a kubeconfig") from None
+        if not isinstance(loaded, dict):
+            raise KubeError(422, f"kubeconfig Secret {ref.namespace}/{ref.name} key {ref.key!r} is not a kubeconfig")
+        return loaded
+
+    async def api(self, member: MemberCluster) -> KubeApi:
+        name = member.metadata.name
+        kubeconfig = await self._kubeconfig(member)
+        if kubeconfig is None:
+            return self.hub
+        key = yaml.safe_dump(kubeconfig, sort_keys=True)
+        cached = self._clients.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            api_client = k8s_config.new_client_from_config_dict(kubeconfig)
+        except Exception as exc:  # the loader raises many types for a bad kubeconfig
+            ref = member.spec.kubeconfig_secret_ref
+            raise KubeError(422, f"kubeconfig in Secret {ref.namespace}/{ref.name} is unusable: "
+                                 f"{type(exc).__name__}") from None
+        api = KubeApi(api_client, self.executor, name=name)
+        self._clients[name] = (key, api)
+        return api
+
+    def cached_api(self, name: str) -> KubeApi | None:
+        cached = self._clients.get(name)
+        return cached[1] if cached else None
+
+    async def probe(self, member: MemberCluster, force: bool = False) -> Health:
+        """Reachability of the member's API server, re-checked at most every ``probe_seconds``."""
+        name = member.metadata.name
+        now = time.monotonic()
+        known = self._health.get(name)
+        if known is not None and not force and now - known.checked_at < self.probe_seconds:
+            return known
+        last_ok = known.last_seen_ok if known else None
+        try:
+            api = await self.api(member)
+            await api.request("GET", "/readyz")
+            health = Health(True, "API server reachable", now, now)
+        except KubeError as exc:
+            health = Health(False, str(exc), now, last_ok)
+        self._health[name] = health
+        return health
+
+    def mark_unreachable(self, name: str, message: str) -> None:
+        known = self._health.get(name)
+        self._health[name] = Health(False, message, time.monotonic(), known.last_seen_ok if known else None)
+
+    async def ensure_namespace(self, api: KubeApi, namespace: str) -> None:
+        if (api.name, namespace) in self._namespaces:
+            return
+        try:
+            await api.request("POST", "/api/v1/namespaces",
+                              {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        except KubeError as exc:
+            if not exc.conflict:
+                raise
+        self._namespaces.add((api.name, namespace))
+
+    def forget(self, name: str) -> None:
+        self._clients.pop(name, None)
+        self._health.pop(name, None)

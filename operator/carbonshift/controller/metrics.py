@@ -1,0 +1,42 @@
+"""Prometheus metrics on ``/metrics``: jobs by phase, gCO2eq emitted and saved, decision latency,
+signal age and dispatch errors. One registry per operator so tests can read it directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.jobs = Gauge("carbonshift_jobs", "CarbonAwareJobs by phase.", ["phase"], registry=r)
+        self.emitted = Counter("carbonshift_emitted_grams_total",
+                               "Estimated gCO2eq emitted by finished jobs.", ["region"], registry=r)
+        self.saved = Counter("carbonshift_saved_grams_total",
+                             "Estimated gCO2eq saved by finished jobs against running at once in their home region.",
+                             ["region"], registry=r)
+        self.decision_latency = Histogram(
+            "carbonshift_decision_latency_seconds", "From first sight of a job to its first decision.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.cycle_seconds = Histogram("carbonshift_cycle_duration_seconds", "Duration of one scheduling cycle.",
+                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.signal_age = Gauge("carbonshift_signal_age_seconds", "Age of the newest carbon signal per region.",
+                                ["region"], registry=r)
+        self.signal_intensity = Gauge("carbonshift_signal_intensity_grams_per_kwh",
+                                      "Current grid carbon intensity per region.", ["region"], registry=r)
+        self.dispatch_errors = Counter("carbonshift_dispatch_errors_total", "Failed member-cluster operations.",
+                                       ["cluster", "operation"], registry=r)
+        self.dispatches = Counter("carbonshift_dispatches_total", "Jobs created in member clusters.",
+                                  ["cluster"], registry=r)
+        self.member_ready = Gauge("carbonshift_member_ready", "1 when the member cluster is reachable.",
+                                  ["cluster"], registry=r)
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> None:
+        if port:
+            start_http_server(port, addr=host, registry=self.registry)

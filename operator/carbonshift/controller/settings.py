@@ -1,0 +1,82 @@
+"""The operator's own configuration (a YAML file, e.g. the chart's ConfigMap, plus env overrides).
+
+Cluster-wide policy defaults live here: a job without a CarbonPolicy in its namespace gets them.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from carbonshift.api.duration import Duration
+
+
+class DefaultPolicy(BaseModel):
+    """Operator-wide defaults, used where neither the job nor a CarbonPolicy says otherwise."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    max_delay: Duration = Field(default=timedelta(hours=24), alias="maxDelay")
+    forecast_safety_margin: float = Field(default=0.1, ge=0, le=1, alias="forecastSafetyMargin")
+    max_signal_age: Duration = Field(default=timedelta(hours=1), alias="maxSignalAge")
+    signal_fallback: str = Field(default="runNow", alias="signalFallback")
+    run_now_below_intensity: float | None = Field(default=None, ge=0, alias="runNowBelowIntensity")
+
+
+class OperatorSettings(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    namespace: str = Field(default="carbonshift-system", description="Namespace of the operator (lease, Secrets).")
+    cycle_seconds: float = Field(default=5.0, gt=0, alias="cycleSeconds",
+                                 description="Longest time between two scheduling cycles (real seconds).")
+    slot_minutes: int = Field(default=15, ge=1, le=60, alias="slotMinutes", description="Planning grid step.")
+    horizon_hours: float = Field(default=48.0, gt=0, le=168, alias="horizonHours",
+                                 description="How far ahead forecasts are fetched and plans may reach.")
+    replan_min_improvement: float = Field(
+        default=0.05, ge=0, le=1, alias="replanMinImprovement",
+        description="Hysteresis: a waiting job's decision changes only if the new plan emits this fraction less.")
+    member_probe_seconds: float = Field(default=10.0, gt=0, alias="memberProbeSeconds")
+    clock_speed: float = Field(default=1.0, gt=0, alias="clockSpeed",
+                               description="Accelerated clock for demos: simulated seconds per real second.")
+    clock_origin: AwareDatetime | None = Field(default=None, alias="clockOrigin",
+                                               description="Simulated time at start (default: now).")
+    metrics_port: int = Field(default=8080, ge=0, le=65535, alias="metricsPort", description="0 disables /metrics.")
+    metrics_host: str = Field(default="0.0.0.0", alias="metricsHost")
+    leader_election: bool = Field(default=True, alias="leaderElection")
+    lease_name: str = Field(default="carbonshift-leader", alias="leaseName")
+    lease_seconds: float = Field(default=15.0, gt=1, alias="leaseSeconds")
+    api_workers: int = Field(default=8, ge=1, le=64, alias="apiWorkers",
+                             description="Threads for Kubernetes API calls (the client is synchronous).")
+    defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
+
+    @property
+    def slot(self) -> timedelta:
+        return timedelta(minutes=self.slot_minutes)
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(hours=self.horizon_hours)
+
+
+ENV_PREFIX = "CARBONSHIFT_"
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> OperatorSettings:
+    """Reads the YAML file (if any), then ``CARBONSHIFT_<FIELD>`` env variables for scalar fields."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, object] = {}
+    if path is not None:
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: operator settings must be a mapping")
+        data.update(loaded)
+    for name, field in OperatorSettings.model_fields.items():
+        key = ENV_PREFIX + name.upper()
+        if key in environ and name != "defaults":
+            data[field.alias or name] = environ[key]
+    return OperatorSettings.model_validate(data)
+

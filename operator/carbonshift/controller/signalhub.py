@@ -1,0 +1,157 @@
+"""Per-region signals for the planner: one provider per MemberCluster, read onto the slot grid.
+
+Staleness is explicit: every reading keeps its observation time, and a region whose provider
+failed keeps its last good forecast (marked stale) so the policy's fallback can choose between
+"run now" and "trust the last forecast". Nothing here decides; it only reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from carbonshift.api import MemberCluster
+from carbonshift.core import Battery, Capacity, RegionSignals
+from carbonshift.signals import CarbonProvider, SecretReader, SignalError, build_energy, build_provider, to_slots
+from carbonshift.signals.prometheus import PrometheusEnergy
+
+log = logging.getLogger(__name__)
+
+# Solar has no forecast source yet: the current surplus is assumed to persist this long.
+SOLAR_PERSISTENCE = timedelta(hours=1)
+
+
+@dataclass
+class RegionReading:
+    region: str
+    member: str
+    signals: RegionSignals
+    observed_at: datetime | None
+    current_g_per_kwh: float | None
+    source: str
+    kind: str
+    error: str | None = None  # set when this cycle's fetch failed (the series may be an older one)
+
+    def age(self, now: datetime) -> timedelta | None:
+        return None if self.observed_at is None else now - self.observed_at
+
+
+@dataclass
+class _MemberSignals:
+    key: str
+    provider: CarbonProvider
+    energy: PrometheusEnergy | None
+    last_good: RegionReading | None = None
+
+
+@dataclass
+class SignalHub:
+    now: Callable[[], datetime]
+    secrets: SecretReader | None
+    slot: timedelta
+    horizon: timedelta
+    _members: dict[str, _MemberSignals] = field(default_factory=dict)
+
+    def _for(self, member: MemberCluster) -> _MemberSignals:
+        name = member.metadata.name
+        spec = member.spec
+        key = spec.model_dump_json(include={"carbon_signal", "energy", "zone"})
+        current = self._members.get(name)
+        if current is None or current.key != key:
+            config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
+            config.setdefault("zone", spec.zone)
+            provider = build_provider(config, secrets=self.secrets, now=self.now)
+            energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
+            current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
+            self._members[name] = current
+        return current
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.horizon / self.slot)
+
+    async def read(self, member: MemberCluster, start: datetime, battery_reserve_fraction: float = 0.2) -> RegionReading:
+        """The member's signals on the grid from ``start``; never raises for a provider problem.
+
+        The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now.
+        """
+        n = self.n_slots
+        entry = self._for(member)
+        spec = member.spec
+        capacity = Capacity(spec.capacity.max_concurrent_jobs, spec.capacity.power_budget_watts)
+        try:
+            current, forecast = await asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon))
+            intensity = to_slots([current, forecast], start, self.slot, n)
+            solar, battery = await self._energy(entry, start, n, battery_reserve_fraction)
+            reading = RegionReading(
+                region=spec.region, member=member.metadata.name,
+                signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
+                observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
+                source=entry.provider.source, kind=forecast.kind.value,
+            )
+            entry.last_good = reading
+            return reading
+        except SignalError as exc:
+            log.warning("signals for %s: %s", member.metadata.name, exc)
+            last = entry.last_good
+            if last is not None:
+                # Re-grid the last good forecast; slots beyond it are unknown (NaN).
+                shift = int(round((start - last.signals.start) / self.slot))
+                old = last.signals.intensity_g_per_kwh
+                intensity = np.full(n, np.nan)
+                if 0 <= shift < len(old):
+                    kept = old[shift:]
+                    intensity[: len(kept)] = kept[:n]
+                signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
+                return RegionReading(spec.region, member.metadata.name, signals, last.observed_at,
+                                     last.current_g_per_kwh, last.source, last.kind, error=str(exc))
+            signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
+            return RegionReading(spec.region, member.metadata.name, signals, None, None,
+                                 entry.provider.source, "none", error=str(exc))
+
+    async def _energy(self, entry: _MemberSignals, start: datetime, n: int,
+                      reserve: float) -> tuple[np.ndarray | None, Battery | None]:
+        if entry.energy is None:
+            return None, None
+        try:
+            snap = await entry.energy.snapshot()
+        except SignalError as exc:
+            log.warning("%s: on-site energy unavailable: %s", entry.provider.source, exc)
+            return None, None
+        solar = None
+        if snap.solar_power is not None and snap.solar_power.points:
+            watts = snap.solar_power.latest[1]
+            solar = np.zeros(n)
+            solar[: max(1, int(SOLAR_PERSISTENCE / self.slot))] = watts
+        battery = None
+        if snap.battery_capacity is not None and snap.battery_state_of_charge is not None:
+            battery = Battery(
+                capacity_wh=snap.battery_capacity.latest[1],
+                state_of_charge_fraction=snap.battery_state_of_charge.latest[1],
+                reserve_fraction=reserve,
+                max_discharge_w=snap.battery_max_discharge_watts or math.inf,
+            )
+        return solar, battery
+
+    async def history_mean(self, member: MemberCluster, start: datetime, end: datetime) -> float | None:
+        """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""
+        try:
+            series = await self._for(member).provider.history(start, end)
+        except SignalError:
+            return None
+        if end <= start:
+            return None
+        values = to_slots(series, start, end - start, 1)
+        return None if math.isnan(values[0]) else float(values[0])
+
+    async def aclose(self) -> None:
+        for entry in self._members.values():
+            await entry.provider.aclose()
+        self._members.clear()
