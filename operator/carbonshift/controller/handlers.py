@@ -34,6 +34,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="carbonshift.io", key="last-handled-configuration")
     settings.posting.level = logging.WARNING
+    # No CRD/namespace scanning: the chart grants no such rights, and the resources are known.
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     scheduler = _scheduler(memo)
