@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from operator_support import caj_manifest, wait_until
+from operator_support import REGIONS, _member_ready, caj_manifest, member_manifest, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -147,24 +147,35 @@ def test_restart_mid_dispatch_leaves_exactly_one_copy_each(operator, hub, make_n
 
 def test_interruptible_job_is_suspended_and_resumed_between_green_windows(operator, hub, make_namespace,
                                                                          control_plane) -> None:
-    ns = make_namespace("hub", "intr")
-    # A job whose cheapest hours are split: two windows with a pricier gap between them.
-    hub.apply(ns, caj_manifest("sweep", regions=["eu-de"], max_delay="4h", duration="2h", interruptible=True,
-                               pod_seconds=12))
-    status = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision") and s, what="decision",
-                        on_fail=operator.log_tail)
-    slots = status["decision"]["slots"]
-    assert slots, "an interruptible job is planned as time slots"
-    total = sum((parse_time(w["end"]) - parse_time(w["start"]) for w in slots), timedelta())
-    assert total == timedelta(hours=2)
-    if len(slots) > 1:
+    # A second MemberCluster on the eu-de cluster whose German trace starts at 2020-03-12 19:00 UTC:
+    # its cheapest hours in the next six are split in two, with pricier ones between them.
+    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], "2020-03-12T19:00:00Z")
+    lab["spec"]["kubeconfigSecretRef"]["name"] = "member-eu-de"
+    control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(lab))
+    try:
+        wait_until(lambda: _member_ready(control_plane, "eu-de-lab"), what="eu-de-lab Ready", on_fail=operator.log_tail)
+        ns = make_namespace("hub", "intr")
+        hub.apply(ns, caj_manifest("sweep", regions=["eu-de-lab"], max_delay="4h", duration="2h", interruptible=True,
+                                   pod_seconds=12))
+        status = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision") and s, what="decision",
+                            on_fail=operator.log_tail)
+        slots = status["decision"]["slots"]
+        assert len(slots) == 2, slots
+        assert "SplitIntoGreenSlots" in reasons(status)
+        total = sum((parse_time(w["end"]) - parse_time(w["start"]) for w in slots), timedelta())
+        assert total == timedelta(hours=2)
         wait_until(lambda: any(e["reason"] == "Suspended" for e in hub.events(ns, "sweep")), timeout=120,
                    what="a suspension between windows", on_fail=operator.log_tail)
         wait_until(lambda: any(e["reason"] == "Resumed" for e in hub.events(ns, "sweep")), timeout=120,
                    what="a resumption", on_fail=operator.log_tail)
-    done = wait_until(phase_is(hub, ns, "sweep", "Succeeded"), timeout=180, what="Succeeded", on_fail=operator.log_tail)
-    assert sum(hub.copies(hub.caj(ns, "sweep")["metadata"]["uid"]).values()) == 1
-    assert done["emissions"]["energyWattHours"] > 0
+        done = wait_until(phase_is(hub, ns, "sweep", "Succeeded"), timeout=180, what="Succeeded",
+                          on_fail=operator.log_tail)
+        uid = hub.caj(ns, "sweep")["metadata"]["uid"]
+        assert hub.copies(uid) == {"eu-de": 1, "eu-gb": 0, "us-ca": 0}
+        assert done["emissions"]["energyWattHours"] > 0
+        assert not any(e["reason"] == "MemberJobRecreated" for e in hub.events(ns, "sweep"))
+    finally:
+        control_plane.kubectl("hub", "delete", "membercluster", "eu-de-lab", check=False)
 
 
 def test_metrics_report_jobs_decisions_and_signals(operator) -> None:

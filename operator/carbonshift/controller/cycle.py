@@ -33,7 +33,7 @@ from carbonshift.controller.clock import Clock
 from carbonshift.controller.events import post_event
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
 from carbonshift.controller.manifests import (
-    LABEL_JOB_UID, MANAGED_SELECTOR, build_member_job, job_progress,
+    LABEL_JOB_UID, LABEL_MEMBER, MANAGED_SELECTOR, build_member_job, job_progress,
 )
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.metrics import Metrics
@@ -218,8 +218,10 @@ class Scheduler:
                 self.registry.mark_unreachable(member.metadata.name, str(exc))
                 healthy.pop(member.metadata.name, None)
                 return
-            member_jobs[member.metadata.name] = {
-                j["metadata"]["labels"].get(LABEL_JOB_UID, ""): j for j in listed.get("items") or []}
+            name = member.metadata.name
+            member_jobs[name] = {
+                j["metadata"]["labels"].get(LABEL_JOB_UID, ""): j for j in listed.get("items") or []
+                if j["metadata"]["labels"].get(LABEL_MEMBER, name) == name}
 
         await asyncio.gather(*(list_jobs(m) for m in list(healthy.values())))
         await asyncio.gather(*(self._member_status(m, m.metadata.name in healthy, readings.get(m.spec.region),
@@ -460,7 +462,8 @@ class Scheduler:
         api = await self.registry.api(member)
         namespace = member.spec.job_namespace
         await self.registry.ensure_namespace(api, namespace)
-        manifest = build_member_job(ctx.body, job_namespace=namespace, region=member.spec.region, suspend=suspend)
+        manifest = build_member_job(ctx.body, job_namespace=namespace, member=member.metadata.name,
+                                    region=member.spec.region, suspend=suspend)
         try:
             return await api.request("POST", job_path(namespace), manifest)
         except KubeError as exc:

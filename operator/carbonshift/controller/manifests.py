@@ -17,6 +17,8 @@ MANAGED_BY = "carbonshift"
 LABEL_JOB_UID = "carbonshift.io/job-uid"
 LABEL_JOB_NAMESPACE = "carbonshift.io/job-namespace"
 LABEL_JOB_NAME = "carbonshift.io/job-name"
+# Which MemberCluster a Job was created for: two MemberClusters may share one physical cluster.
+LABEL_MEMBER = "carbonshift.io/member-cluster"
 ANNOTATION_SOURCE = "carbonshift.io/source"
 ANNOTATION_REGION = "carbonshift.io/region"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
@@ -42,6 +44,7 @@ def build_member_job(
     caj: dict[str, Any],
     *,
     job_namespace: str,
+    member: str,
     region: str,
     suspend: bool = False,
 ) -> dict[str, Any]:
@@ -58,6 +61,7 @@ def build_member_job(
         LABEL_JOB_UID: meta["uid"],
         LABEL_JOB_NAMESPACE: _label_value(meta["namespace"]),
         LABEL_JOB_NAME: _label_value(meta["name"]),
+        LABEL_MEMBER: member,
     })
     annotations = dict(template_meta.get("annotations") or {})
     annotations.update({
