@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install tools test test-unit test-chaos demo cluster-up cluster-down cluster-status crds bench clean
+.PHONY: help install tools test test-unit demo demo-stop cluster-up cluster-down cluster-status crds chart-crds test-chart image bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ test-unit: $(VENV)/.installed ## tests that need no servers
 	$(PY) -m pytest -m 'not cluster and not prometheus' $(PYTEST_ARGS)
 
 demo: install ## run the operator on the local control plane and show its decisions
-	bash hack/demo.sh
+	cd hack && ../$(PY) demo.py
 
 cluster-up: tools ## start the local multi-region control plane (hub, eu-de, eu-gb, us-ca)
 	hack/cluster up
@@ -47,3 +47,15 @@ bench: install ## run benchmarks and rewrite docs/benchmarks.md
 
 clean: cluster-down
 	rm -rf .state
+
+demo-stop: ## stop everything `make demo` started
+	cd hack && ../$(PY) demo.py stop
+
+chart-crds: crds ## regenerate crds/ and copy them into the chart
+	bash hack/sync-chart-crds.sh
+
+test-chart: tools $(VENV)/.installed ## chart lint, goldens, schema, install on the hub
+	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
+
+image: ## build the operator image (needs a Docker engine)
+	docker build -t ghcr.io/carbonshift/carbonshift:$$($(PY) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])') .
