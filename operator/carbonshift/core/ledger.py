@@ -44,21 +44,46 @@ class Ledger:
             return
         r = self.snapshot.index(plan.region)
         n = self.snapshot.n_slots
-        slots = np.asarray([s for s in plan.slots if 0 <= s < n], dtype=np.int64)
-        if slots.size == 0:
-            return
-        self.jobs[r, slots] += 1.0
-        self.power_w[r, slots] += plan.it_power_w
+        first, count = plan.slots[0], len(plan.slots)
+        inside: np.ndarray | None = None
+        where: slice | np.ndarray
+        if 0 <= first and first + count <= n and plan.slots == tuple(range(first, first + count)):
+            where = slice(first, first + count)  # a contiguous run: a view, no index array
+        else:
+            where = np.asarray(plan.slots, dtype=np.int64)
+            inside = (where >= 0) & (where < n)
+            if not inside.all():
+                where = where[inside]
+                if where.size == 0:
+                    return
+            else:
+                inside = None
+        self.jobs[r, where] += 1.0
+        self.power_w[r, where] += plan.it_power_w
         hours = self.snapshot.slot_hours
-        if plan.solar_wh_by_slot:
-            solar = np.asarray(plan.solar_wh_by_slot[: len(plan.slots)], dtype=np.float64)
-            keep = [i for i, s in enumerate(plan.slots) if 0 <= s < n]
-            self.solar_used_w[r, slots] += solar[keep] / hours
-        if plan.battery_wh_by_slot:
-            battery = np.asarray(plan.battery_wh_by_slot[: len(plan.slots)], dtype=np.float64)
-            keep = [i for i, s in enumerate(plan.slots) if 0 <= s < n]
-            self.battery_w[r, slots] += battery[keep] / hours
+        # all-zero solar/battery use changes nothing (x + 0.0 == x): skip the array work
+        if any(plan.solar_wh_by_slot):
+            solar = np.asarray(plan.solar_wh_by_slot[:count], dtype=np.float64)
+            self.solar_used_w[r, where] += (solar if inside is None else solar[inside]) / hours
+        if any(plan.battery_wh_by_slot):
+            battery = np.asarray(plan.battery_wh_by_slot[:count], dtype=np.float64)
+            self.battery_w[r, where] += (battery if inside is None else battery[inside]) / hours
             self.battery_used_wh[r] += float(battery.sum())
+
+    def would_overflow(self, r: int, first: int, stop: int, it_power_w: float) -> bool:
+        """Whether one more job of this power in slots ``[first, stop)`` of region ``r`` exceeds a limit.
+
+        The same test as ``slot_full`` restricted to one run, on the run's peak usage: rounding is
+        monotonic, so ``max(x) + 1 > c`` exactly when some ``x + 1 > c`` (``fmax`` skips NaN,
+        which fails every comparison anyway).
+        """
+        snap = self.snapshot
+        if stop <= first:
+            return False
+        return bool(
+            _peak(self.jobs[r, first:stop]) + 1.0 > snap.max_jobs[r] + 1e-9
+            or _peak(self.power_w[r, first:stop]) + it_power_w > snap.power_budget_w[r] + 1e-9
+        )
 
     def solar_available_w(self) -> np.ndarray:
         return np.clip(self.snapshot.solar_w - self.solar_used_w, 0.0, None)
@@ -71,9 +96,12 @@ class Ledger:
         snap = self.snapshot
         return np.clip(snap.battery_max_discharge_w[r] - self.battery_w[r], 0.0, None) * snap.slot_hours
 
-    def slot_full(self, it_power_w: float) -> np.ndarray:
-        """(R, n) bool: slots where one more job of this power would exceed a capacity limit."""
+    def slot_full(self, it_power_w: float, first: int = 0, stop: int | None = None) -> np.ndarray:
+        """(R, stop - first) bool: slots where one more job of this power would exceed a limit."""
         snap = self.snapshot
-        return (self.jobs + 1.0 > snap.max_jobs[:, None] + 1e-9) | (
-            self.power_w + it_power_w > snap.power_budget_w[:, None] + 1e-9
+        return (self.jobs[:, first:stop] + 1.0 > snap.max_jobs[:, None] + 1e-9) | (
+            self.power_w[:, first:stop] + it_power_w > snap.power_budget_w[:, None] + 1e-9
         )
+
+
+_peak = np.fmax.reduce

@@ -55,7 +55,7 @@ class _Context:
     home: int
     power_w: float
     energy: SlotEnergy
-    full: np.ndarray | None  # (R, n) bool or None when unlimited
+    limited: bool  # the snapshot has capacity limits: ask the ledger which slots are full
     baseline_g: float
 
 
@@ -64,20 +64,35 @@ def plan_with_ledger(job: Job, snap: Snapshot, ledger: Ledger, options: PlannerO
     allowed = np.array([not job.allowed_regions or name in job.allowed_regions for name in snap.regions])
     if not allowed.any():
         return _empty(job, ReasonCode.NO_ALLOWED_REGION, f"none of the allowed regions {list(job.allowed_regions)} is known")
+    power_w = job.it_power_w
+    solar = ledger.solar_available_w() if snap.has_solar else snap.solar_w
+    energy = slot_energy(power_w, snap.pue, solar, snap.intensity, snap.slot_hours)
+    window = job_window(job, snap.start, snap.slot, options)
+    return plan_in_context(make_context(job, snap, ledger, options, window, allowed, energy))
+
+
+def plan_in_context(ctx: _Context) -> Plan:
+    """The rest of ``plan_with_ledger`` once the job's context is built."""
+    if ctx.job.interruptible:
+        return _plan_interruptible(ctx)
+    return _plan_contiguous(ctx)
+
+
+def make_context(
+    job: Job, snap: Snapshot, ledger: Ledger, options: PlannerOptions, window: JobWindow,
+    allowed: np.ndarray, energy: SlotEnergy,
+) -> _Context:
+    """Everything the planning steps need about one job (``allowed`` must have a True entry).
+
+    ``energy`` must be ``slot_energy`` of the job's power against the solar still available in
+    the ledger; the batch planner caches it per power when the snapshot has no solar.
+    """
     if job.home_region in snap.regions:
         home = snap.index(job.home_region)  # type: ignore[arg-type]
     else:
         home = int(np.flatnonzero(allowed)[0])
-    power_w = job.it_power_w
-    solar = ledger.solar_available_w() if snap.has_solar else snap.solar_w
-    energy = slot_energy(power_w, snap.pue, solar, snap.intensity, snap.slot_hours)
-    full = ledger.slot_full(power_w) if snap.has_capacity_limits else None
-    window = job_window(job, snap.start, snap.slot, options)
     baseline = _contiguous_cost(energy.cost_g[home], window.earliest, window.n_slots, window.last_fraction)
-    ctx = _Context(job, snap, ledger, options, window, allowed, home, power_w, energy, full, baseline)
-    if job.interruptible:
-        return _plan_interruptible(ctx)
-    return _plan_contiguous(ctx)
+    return _Context(job, snap, ledger, options, window, allowed, home, job.it_power_w, energy, snap.has_capacity_limits, baseline)
 
 
 # --- contiguous (non-interruptible) work -------------------------------------------------------
@@ -94,12 +109,14 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
     stop = min(snap.n_slots, latest + d)
     cost = ctx.energy.cost_g[:, e:stop]
     unknown = np.isnan(cost)
-    sums = window_sums(np.where(unknown, 0.0, cost), d, frac)
+    some_unknown = bool(unknown.any())  # the window searches below are skipped when all-False
+    sums = window_sums(np.where(unknown, 0.0, cost) if some_unknown else cost, d, frac)
     if sums.shape[1] == 0:
         return _no_signal(ctx)
-    invalid = window_any(unknown, d)
-    if ctx.full is not None:
-        full = window_any(ctx.full[:, e:stop], d)
+    invalid = window_any(unknown, d) if some_unknown else np.zeros(sums.shape, dtype=bool)
+    full_slots = ctx.ledger.slot_full(ctx.power_w, e, stop) if ctx.limited else None
+    if full_slots is not None and full_slots.any():
+        full = window_any(full_slots, d)
     else:
         full = np.zeros_like(invalid)
     battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
@@ -114,8 +131,28 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
         if not (~invalid & ctx.allowed[:, None]).any():
             return _no_signal(ctx)
         return _no_capacity(ctx)
-    home, opts = ctx.home, ctx.options
-    now_ok = bool(valid[home, 0])
+    masked = np.where(valid, sums, np.inf)
+    starts = np.argmin(masked, axis=1)
+    best = masked[np.arange(masked.shape[0]), starts]
+    home = ctx.home
+    r, slots, fractions, reasons = choose_contiguous(
+        ctx, starts, best, bool(valid[home, 0]), float(sums[home, 0]), sums.shape[1], deadline_near)
+    return finish(ctx, r, slots, fractions, reasons)
+
+
+def choose_contiguous(
+    ctx: _Context, starts: np.ndarray, best: np.ndarray, now_ok: bool, now_cost: float, n_starts: int,
+    deadline_near: bool = False,
+) -> tuple[int, np.ndarray, np.ndarray, list[Reason]]:
+    """Pick the (region, start) of a contiguous run from the per-region best starts.
+
+    ``starts``/``best`` (R,): offset from the earliest slot and cost of each region's cheapest
+    valid start (``inf`` where none); ``now_ok``/``now_cost``: whether starting at the earliest
+    slot in the home region is valid, and its cost; ``n_starts``: how many starts the window has.
+    Shared by the single-job planner and the vectorised batch path, so both decide identically.
+    """
+    snap, home, opts = ctx.snap, ctx.home, ctx.options
+    e, d, frac = ctx.window.earliest, ctx.window.n_slots, ctx.window.last_fraction
     reasons: list[Reason] = []
     choice: tuple[int, int] | None = None
     if now_ok and opts.run_now_below_g_per_kwh is not None:
@@ -126,14 +163,8 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
                                   f"{snap.regions[home]} is at {current:.0f} g/kWh, at or below the "
                                   f"{opts.run_now_below_g_per_kwh:.0f} g/kWh threshold"))
     if choice is None:
-        masked = np.where(valid, sums, np.inf)
-        starts = np.argmin(masked, axis=1)
-        best = masked[np.arange(masked.shape[0]), starts]
-        overall = float(best.min())
-        r = home if ctx.allowed[home] and best[home] <= overall + 1e-9 * max(1.0, abs(overall)) else int(np.argmin(best))
-        choice = (r, int(starts[r]))
+        overall, choice = greenest_start(ctx, starts, best)
         if now_ok and opts.forecast_error_fraction > 0 and choice != (home, 0):
-            now_cost = float(sums[home, 0])
             if now_cost - overall <= opts.forecast_error_fraction * now_cost:
                 choice = (home, 0)
                 reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
@@ -143,16 +174,27 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
     slots = np.arange(e + offset, e + offset + d)
     fractions = np.ones(d)
     fractions[-1] = frac
-    if deadline_near or sums.shape[1] == 1:
+    if deadline_near or n_starts == 1:
         reasons.append(Reason(ReasonCode.RUN_NOW_DEADLINE_NEAR, "no room to wait: the deadline (minus safety margin) is near"))
-    return _finish(ctx, r, slots, fractions, reasons)
+    return r, slots, fractions, reasons
+
+
+def greenest_start(ctx: _Context, starts: np.ndarray, best: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """The cheapest cost and its (region, offset); the home region wins near-ties (1e-9 relative)."""
+    home = ctx.home
+    overall = float(best.min())
+    r = home if ctx.allowed[home] and best[home] <= overall + 1e-9 * max(1.0, abs(overall)) else int(best.argmin())
+    return overall, (r, int(starts[r]))
 
 
 def _contiguous_cost(cost: np.ndarray, start: int, n_slots: int, frac: float) -> float:
     part = cost[start : start + n_slots]
     if part.shape[0] < n_slots:
         return float("nan")
-    return float(part[:-1].sum() + frac * part[-1])
+    return float(_sum(part[:-1]) + frac * part[-1])
+
+
+_sum = np.add.reduce
 
 
 # --- interruptible work ------------------------------------------------------------------------
@@ -166,7 +208,7 @@ def _plan_interruptible(ctx: _Context) -> Plan:
         return _plan_contiguous(ctx, deadline_near=True)
     cost = ctx.energy.cost_g[:, e:limit]
     known = ~np.isnan(cost)
-    usable = known if ctx.full is None else known & ~ctx.full[:, e:limit]
+    usable = known if not ctx.limited else known & ~ctx.ledger.slot_full(ctx.power_w, e, limit)
     opts, home = ctx.options, ctx.home
     if opts.run_now_below_g_per_kwh is not None and ctx.allowed[home]:
         current = float(snap.intensity[home, e])
@@ -176,7 +218,7 @@ def _plan_interruptible(ctx: _Context) -> Plan:
                             f"{opts.run_now_below_g_per_kwh:.0f} g/kWh threshold")
             fractions = np.ones(d)
             fractions[-1] = frac
-            return _finish(ctx, home, np.arange(e, e + d), fractions, [reason])
+            return finish(ctx, home, np.arange(e, e + d), fractions, [reason])
     battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
     best: tuple[float, int, np.ndarray, np.ndarray] | None = None
     any_known = False
@@ -212,46 +254,53 @@ def _plan_interruptible(ctx: _Context) -> Plan:
             reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
                                   f"the best alternative saves less than the forecast error margin "
                                   f"({opts.forecast_error_fraction:.0%}); running now"))
-            return _finish(ctx, home, np.arange(e, e + d), fr, reasons)
+            return finish(ctx, home, np.arange(e, e + d), fr, reasons)
     if limit - e == d:
         reasons.append(Reason(ReasonCode.RUN_NOW_DEADLINE_NEAR, "no room to wait: the deadline (minus safety margin) is near"))
-    return _finish(ctx, r, slots, fractions, reasons)
+    return finish(ctx, r, slots, fractions, reasons)
 
 
 # --- building results --------------------------------------------------------------------------
 
 
-def _finish(ctx: _Context, r: int, slots: np.ndarray, fractions: np.ndarray, reasons: list[Reason], feasible: bool = True) -> Plan:
+def finish(ctx: _Context, r: int, slots: np.ndarray, fractions: np.ndarray, reasons: list[Reason], feasible: bool = True) -> Plan:
     snap, e = ctx.snap, ctx.window.earliest
-    intensity = snap.intensity[r, slots]
-    grid = ctx.energy.grid_wh[r, slots] * fractions
-    solar = ctx.energy.solar_wh[r, slots] * fractions
-    battery_wh = np.zeros_like(grid)
+    first, count = int(slots[0]), len(slots)
+    contiguous = int(slots[-1]) - first == count - 1  # slots are sorted and distinct
+    where = slice(first, first + count) if contiguous else slots  # a view reads the same values, faster
+    intensity = snap.intensity[r, where]
+    grid = ctx.energy.grid_wh[r, where] * fractions
+    solar = ctx.energy.solar_wh[r, where] * fractions
+    battery_wh: np.ndarray | None = None
     if snap.has_battery:
         budget = float(ctx.ledger.battery_available_wh()[r])
         if budget > 0:
             battery_wh = allocate_battery(grid, intensity, budget, ctx.ledger.discharge_left_wh(r)[slots] * fractions)
-    expected = float(((grid - battery_wh) * intensity).sum() / 1000.0)
-    codes = {reason.code for reason in reasons}
-    quiet = codes & {ReasonCode.RUN_NOW_BELOW_THRESHOLD, ReasonCode.GAIN_BELOW_FORECAST_ERROR, ReasonCode.NO_SIGNAL_FALLBACK}
+    # Without battery energy the net grid draw is ``grid`` itself (x - 0.0 == x): skip the zeros.
+    net = grid if battery_wh is None else grid - battery_wh
+    # np.add.reduce is what ndarray.sum() runs, without its Python-level wrapper
+    expected = float(_sum(net * intensity) / 1000.0)
+    grid_wh = _sum(grid)
+    battery_total = 0.0 if battery_wh is None else _sum(battery_wh)
+    solar_total = _sum(solar)
+    quiet = any(reason.code in _QUIET for reason in reasons)
     if feasible and not quiet:
-        contiguous = bool(slots[-1] - slots[0] == len(slots) - 1)
-        if slots[0] > e:
-            delay = snap.slot * int(slots[0] - e)
+        if first > e:
+            delay = snap.slot * (first - e)
             reasons.append(Reason(ReasonCode.DELAYED_TO_GREENER_WINDOW,
-                                  f"start delayed by {delay} to a greener window ({_mean(expected, grid, battery_wh):.0f} g/kWh "
-                                  f"expected vs {_mean(ctx.baseline_g, grid, 0.0):.0f} g/kWh now)"))
+                                  f"start delayed by {delay} to a greener window ({_mean(expected, grid_wh, battery_total):.0f} g/kWh "
+                                  f"expected vs {_mean(ctx.baseline_g, grid_wh, 0.0):.0f} g/kWh now)"))
         if not contiguous:
-            reasons.append(Reason(ReasonCode.SPLIT_INTO_GREEN_SLOTS, f"runs in the {len(slots)} greenest slots before the deadline"))
+            reasons.append(Reason(ReasonCode.SPLIT_INTO_GREEN_SLOTS, f"runs in the {count} greenest slots before the deadline"))
         if r != ctx.home:
             reasons.append(Reason(ReasonCode.PLACED_IN_GREENER_REGION,
                                   f"placed in {snap.regions[r]} instead of {snap.regions[ctx.home]}: greener"))
         if not reasons:
             reasons.append(Reason(ReasonCode.RUN_NOW_GREENEST, "running now is the greenest option before the deadline"))
-    onsite = float(solar.sum() + battery_wh.sum())
+    onsite = float(solar_total + battery_total)
     if onsite > 0:
         reasons.append(Reason(ReasonCode.USES_ONSITE_ENERGY,
-                              f"{onsite:.0f} Wh from on-site solar/battery ({solar.sum():.0f} Wh solar, {battery_wh.sum():.0f} Wh battery)"))
+                              f"{onsite:.0f} Wh from on-site solar/battery ({solar_total:.0f} Wh solar, {battery_total:.0f} Wh battery)"))
     pue = float(snap.pue[r])
     return Plan(
         job_id=ctx.job.id,
@@ -259,22 +308,27 @@ def _finish(ctx: _Context, r: int, slots: np.ndarray, fractions: np.ndarray, rea
         region=snap.regions[r],
         start=snap.time_of(int(slots[0])),
         end=snap.time_of(float(slots[-1]) + float(fractions[-1])),
-        slots=tuple(int(s) for s in slots),
-        slot_fractions=tuple(float(f) for f in fractions),
+        slots=tuple(slots.tolist()),
+        slot_fractions=tuple(fractions.tolist()),
         it_power_w=ctx.power_w,
         facility_power_w=ctx.power_w * pue,
         expected_g=expected,
         baseline_g=ctx.baseline_g,
         reasons=tuple(reasons),
-        solar_wh_by_slot=tuple(float(x) for x in solar),
-        battery_wh_by_slot=tuple(float(x) for x in battery_wh),
+        solar_wh_by_slot=tuple(solar.tolist()),
+        battery_wh_by_slot=(0.0,) * len(grid) if battery_wh is None else tuple(battery_wh.tolist()),
         slot_start=snap.start,
         slot_length=snap.slot,
     )
 
 
-def _mean(grams: float, grid_wh: np.ndarray, battery_wh: np.ndarray | float) -> float:
-    kwh = float(np.sum(grid_wh) - np.sum(battery_wh)) / 1000.0
+# a tuple: membership tests by identity, no (Python-level) enum hashing
+_QUIET = (ReasonCode.RUN_NOW_BELOW_THRESHOLD, ReasonCode.GAIN_BELOW_FORECAST_ERROR, ReasonCode.NO_SIGNAL_FALLBACK)
+
+
+def _mean(grams: float, grid_wh: float, battery_wh: float) -> float:
+    """Mean grid intensity in g/kWh of ``grams`` over the net grid energy (totals in Wh)."""
+    kwh = float(grid_wh - battery_wh) / 1000.0
     return grams / kwh if kwh > 0 else 0.0
 
 
@@ -285,7 +339,7 @@ def _run_now_region(ctx: _Context) -> int | None:
         return None
     order = [ctx.home] + [r for r in range(len(ctx.snap.regions)) if r != ctx.home]
     for r in order:
-        if ctx.allowed[r] and (ctx.full is None or not ctx.full[r, e : e + d].any()):
+        if ctx.allowed[r] and (not ctx.limited or not ctx.ledger.would_overflow(r, e, e + d, ctx.power_w)):
             return r
     return None
 
@@ -297,7 +351,7 @@ def _run_now(ctx: _Context, reason: Reason, feasible: bool) -> Plan:
     e, d = ctx.window.earliest, ctx.window.n_slots
     fractions = np.ones(d)
     fractions[-1] = ctx.window.last_fraction
-    return _finish(ctx, r, np.arange(e, e + d), fractions, [reason], feasible=feasible)
+    return finish(ctx, r, np.arange(e, e + d), fractions, [reason], feasible=feasible)
 
 
 def _no_signal(ctx: _Context) -> Plan:

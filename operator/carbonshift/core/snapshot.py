@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -19,7 +20,10 @@ from carbonshift.core.model import FloatArray, RegionSignals
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """Regions aligned on a common grid (same start and slot length; shorter series NaN-padded)."""
+    """Regions aligned on a common grid (same start and slot length; shorter series NaN-padded).
+
+    The arrays must not be modified after construction: derived properties are cached.
+    """
 
     regions: tuple[str, ...]
     start: datetime
@@ -33,23 +37,23 @@ class Snapshot:
     battery_max_discharge_w: FloatArray  # (R,)
     signals: tuple[RegionSignals, ...]
 
-    @property
+    @cached_property
     def n_slots(self) -> int:
         return int(self.intensity.shape[1])
 
-    @property
+    @cached_property
     def slot_hours(self) -> float:
         return self.slot.total_seconds() / 3600.0
 
-    @property
+    @cached_property
     def has_solar(self) -> bool:
         return bool(np.any(self.solar_w > 0))
 
-    @property
+    @cached_property
     def has_battery(self) -> bool:
         return bool(np.any(self.battery_usable_wh > 0))
 
-    @property
+    @cached_property
     def has_capacity_limits(self) -> bool:
         return bool(np.any(np.isfinite(self.max_jobs)) or np.any(np.isfinite(self.power_budget_w)))
 
