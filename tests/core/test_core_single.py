@@ -173,3 +173,20 @@ def test_battery_never_below_reserve_and_onsite_energy_helps(data: st.DataObject
             per_slot[s] = per_slot.get(s, 0.0) + wh
     assert all(wh <= max_w * 0.5 + 1e-6 for wh in per_slot.values())  # shared max discharge
     assert sum(p.expected_g for p in plans) <= sum(p.expected_g for p in plain) + 1e-6
+
+
+def test_interruptible_run_longer_than_the_forecast_with_a_threshold_does_not_crash() -> None:
+    """Regression: the run-now-below-threshold shortcut indexed past the end of the forecast."""
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+
+    from carbonshift.core import Job, PlannerOptions, RegionSignals, plan_job
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    signals = RegionSignals("a", start, timedelta(minutes=15), np.full(4, 100.0))
+    job = Job("j", start, timedelta(hours=2), start + timedelta(hours=5), power_w=100, allowed_regions=("a",),
+              home_region="a", interruptible=True)
+    plan = plan_job(job, [signals], (), PlannerOptions(run_now_below_g_per_kwh=500))
+    assert not plan.feasible  # two hours of work cannot be placed on one hour of forecast
+    assert all(0 <= s < 4 for s in plan.slots)

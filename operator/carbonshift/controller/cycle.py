@@ -324,13 +324,28 @@ class Scheduler:
                 continue
             snapshot = build_snapshot(signals)
             jobs = [self._core_job(ctx, view.now) for ctx in members]
-            started = time.perf_counter()
-            plans = plan_jobs(jobs, snapshot, commitments, planner_options(members[0].policy))
-            elapsed = time.perf_counter() - started
+            options = planner_options(members[0].policy)
+            try:
+                plans: list[Plan | None] = list(plan_jobs(jobs, snapshot, commitments, options))
+            except Exception:  # one job must never block the others: plan them one by one
+                log.exception("batch planning failed; planning jobs one by one")
+                plans = [self._plan_one(ctx, job, snapshot, commitments, options, view) for ctx, job in zip(members, jobs)]
             for ctx, job, plan in zip(members, jobs, plans):
-                self._adopt_plan(ctx, job, plan, view, elapsed / max(1, len(plans)))
+                if plan is None:
+                    continue
+                self._adopt_plan(ctx, job, plan, view)
                 if plan.feasible and plan.region:
                     commitments.append(plan)
+
+    def _plan_one(self, ctx: JobContext, job: Job, snapshot: Any, commitments: list[Plan], options: PlannerOptions,
+                  view: CycleView) -> Plan | None:
+        try:
+            return plan_job(job, snapshot, commitments, options)
+        except Exception as exc:
+            log.exception("planning %s failed", ctx.key)
+            ctx.set(phase="Waiting", message=f"the planner failed on this job ({type(exc).__name__}); retrying")
+            ctx.condition("Scheduled", False, "PlannerError", f"{type(exc).__name__}: {exc}"[:1024], view.now)
+            return None
 
     def _core_job(self, ctx: JobContext, now: datetime) -> Job:
         return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now)
@@ -357,7 +372,7 @@ class Scheduler:
             else:
                 ctx.condition("SignalsStale", False, "SignalsFresh", "all signals are fresh", view.now)
 
-    def _adopt_plan(self, ctx: JobContext, job: Job, plan: Plan, view: CycleView, latency: float) -> None:
+    def _adopt_plan(self, ctx: JobContext, job: Job, plan: Plan, view: CycleView) -> None:
         """Hysteresis: keep the current decision unless the new plan is clearly better or it must change."""
         now = view.now
         old = ctx.current("decision")

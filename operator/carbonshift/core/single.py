@@ -210,7 +210,8 @@ def _plan_interruptible(ctx: _Context) -> Plan:
     known = ~np.isnan(cost)
     usable = known if not ctx.limited else known & ~ctx.ledger.slot_full(ctx.power_w, e, limit)
     opts, home = ctx.options, ctx.home
-    if opts.run_now_below_g_per_kwh is not None and ctx.allowed[home]:
+    # Only when the whole run fits on the forecast grid (past its end nothing is known).
+    if opts.run_now_below_g_per_kwh is not None and ctx.allowed[home] and limit - e >= d:
         current = float(snap.intensity[home, e])
         if current <= opts.run_now_below_g_per_kwh and bool(usable[home, :d].all()):
             reason = Reason(ReasonCode.RUN_NOW_BELOW_THRESHOLD,
