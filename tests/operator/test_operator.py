@@ -205,3 +205,68 @@ def test_member_down_is_marked_and_avoided_then_recovers(operator, hub, make_nam
         plane.up()
     wait_until(lambda: json.loads(control_plane.kubectl("hub", "get", "mc", "us-ca", "-o", "json").stdout)
                .get("status", {}).get("ready"), timeout=60, what="us-ca Ready again", on_fail=operator.log_tail)
+
+
+def _apply_member(control_plane, name: str, signal: dict, secret: str = "member-eu-de") -> None:
+    manifest = member_manifest(name, "DE", REGIONS["eu-de"][1], None)
+    manifest["spec"]["carbonSignal"] = signal
+    manifest["spec"]["kubeconfigSecretRef"]["name"] = secret
+    control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def test_stale_signal_is_reported_and_the_policy_fallback_runs_the_job_now(operator, hub, make_namespace,
+                                                                           control_plane) -> None:
+    # A region whose Prometheus does not answer (nothing listens on port 9 of 127.0.0.1).
+    _apply_member(control_plane, "eu-dark", {"provider": "prometheus", "prometheus": {
+        "url": "http://127.0.0.1:9", "query": "carbonshift_grid_intensity_g_per_kwh"}})
+    try:
+        member = wait_until(lambda: (s := json.loads(control_plane.kubectl("hub", "get", "mc", "eu-dark", "-o", "json")
+                                                     .stdout).get("status") or {}).get("conditions") and s,
+                            what="eu-dark status", on_fail=operator.log_tail)
+        wait_until(lambda: condition(json.loads(control_plane.kubectl("hub", "get", "mc", "eu-dark", "-o", "json")
+                                                .stdout)["status"], "SignalsStale").get("status") == "True",
+                   what="eu-dark SignalsStale", on_fail=operator.log_tail)
+        assert member["ready"] is True  # the cluster itself is fine; only its signal is not
+        ns = make_namespace("hub", "stale")
+        hub.apply(ns, caj_manifest("job", regions=["eu-dark"], max_delay="6h"))
+        status = wait_until(lambda: (s := hub.status(ns, "job")).get("memberJob") and s, what="fallback dispatch",
+                            on_fail=operator.log_tail)
+        assert "NoSignalFallback" in reasons(status)
+        stale = condition(status, "SignalsStale")
+        assert stale["status"] == "True" and "eu-dark" in stale["message"] and "runNow" in stale["message"]
+    finally:
+        control_plane.kubectl("hub", "delete", "mc", "eu-dark", check=False)
+
+
+def test_suspended_interruptible_work_relocates_to_a_region_that_became_greener(operator, hub, make_namespace,
+                                                                               control_plane) -> None:
+    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], "2020-03-12T19:00:00Z")
+    lab["spec"]["kubeconfigSecretRef"]["name"] = "member-eu-de"
+    control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(lab))
+    # eu-gb-late has no usable signal yet (its trace file is missing), so nothing is planned there.
+    _apply_member(control_plane, "eu-gb-late", {"provider": "trace", "trace": {"path": "missing/none.csv"}},
+                  secret="member-eu-gb")
+    try:
+        wait_until(lambda: _member_ready(control_plane, "eu-de-lab"), what="eu-de-lab Ready", on_fail=operator.log_tail)
+        ns = make_namespace("hub", "reloc")
+        hub.apply(ns, caj_manifest("sweep", regions=["eu-de-lab", "eu-gb-late"], preferred="eu-de-lab", max_delay="4h",
+                                   duration="2h", interruptible=True, relocation=True, pod_seconds=12))
+        status = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision") and s, what="decision",
+                            on_fail=operator.log_tail)
+        assert status["decision"]["cluster"] == "eu-de-lab"
+        wait_until(phase_is(hub, ns, "sweep", "Suspended"), timeout=120, what="suspended between windows",
+                   on_fail=operator.log_tail)
+        # Now the British signal arrives: Great Britain at its greenest hour of March 2020 (92 g/kWh).
+        _apply_member(control_plane, "eu-gb-late", {"provider": "trace", "trace": {
+            "path": REGIONS["eu-gb"][1], "anchor": "2020-03-15T00:00:00Z"}}, secret="member-eu-gb")
+        moved = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision", {}).get("cluster") == "eu-gb-late"
+                           and s, timeout=60, what="relocation", on_fail=operator.log_tail)
+        assert "Relocated" in reasons(moved)
+        uid = hub.caj(ns, "sweep")["metadata"]["uid"]
+        wait_until(lambda: hub.copies(uid) == {"eu-de": 0, "eu-gb": 1, "us-ca": 0}, what="one copy, in eu-gb",
+                   on_fail=operator.log_tail)
+        assert any(e["reason"] == "Relocated" for e in hub.events(ns, "sweep"))
+        wait_until(phase_is(hub, ns, "sweep", "Succeeded"), timeout=180, what="Succeeded", on_fail=operator.log_tail)
+        assert hub.copies(uid) == {"eu-de": 0, "eu-gb": 1, "us-ca": 0}
+    finally:
+        control_plane.kubectl("hub", "delete", "mc", "eu-de-lab", "eu-gb-late", check=False)

@@ -720,9 +720,10 @@ class Scheduler:
         }
         if jobs is not None:
             desired["runningJobs"] = sum(1 for j in jobs.values() if job_progress(j) == "Running")
-        if reading is not None and reading.current_g_per_kwh is not None and reading.observed_at is not None:
-            desired["signal"] = {"intensity": round(reading.current_g_per_kwh, 2), "observedAt": iso(reading.observed_at),
-                                 "source": reading.source[:64]}
+        if reading is not None:
+            if reading.current_g_per_kwh is not None and reading.observed_at is not None:
+                desired["signal"] = {"intensity": round(reading.current_g_per_kwh, 2),
+                                     "observedAt": iso(reading.observed_at), "source": reading.source[:64]}
             stale = reading.error is not None
             desired["conditions"] = with_condition(desired["conditions"], "SignalsStale", stale,
                                                    "ProviderError" if stale else "Fresh",

@@ -83,9 +83,16 @@ class SignalHub:
         The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now.
         """
         n = self.n_slots
-        entry = self._for(member)
         spec = member.spec
         capacity = Capacity(spec.capacity.max_concurrent_jobs, spec.capacity.power_budget_watts)
+        try:
+            entry = self._for(member)
+        except (SignalError, OSError, ValueError) as exc:  # e.g. a missing trace file: reported, never fatal
+            log.warning("signals for %s: %s", member.metadata.name, exc)
+            self._members.pop(member.metadata.name, None)
+            signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
+            return RegionReading(spec.region, member.metadata.name, signals, None, None,
+                                 str(spec.carbon_signal.provider), "none", error=f"configuration: {exc}")
         try:
             current, forecast = await asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon))
             intensity = to_slots([current, forecast], start, self.slot, n)
