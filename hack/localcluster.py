@@ -38,9 +38,11 @@ DEFAULT_REGIONS = {"eu-de": "eu-de", "eu-gb": "eu-gb", "us-ca": "us-ca"}
 # CARBONSHIFT_PORT_OFFSET moves every port, so a second control plane (e.g. a CI rehearsal in
 # another clone) can run beside a developer's.
 PORT_OFFSET = int(os.environ.get("CARBONSHIFT_PORT_OFFSET", "0"))
-ETCD_CLIENT_PORT = 42379 + PORT_OFFSET
-ETCD_PEER_PORT = 42380 + PORT_OFFSET
-APISERVER_BASE_PORT = 46443 + PORT_OFFSET
+# Ports stay below 32768, outside Linux's ephemeral range: an outgoing connection (e.g. an API
+# server's to etcd) may otherwise take a port a later component needs to listen on.
+ETCD_CLIENT_PORT = 22379 + PORT_OFFSET
+ETCD_PEER_PORT = 22380 + PORT_OFFSET
+APISERVER_BASE_PORT = 26443 + PORT_OFFSET
 NODES_PER_CLUSTER = 3
 ADMIN_TOKEN = "carbonshift-local-admin"  # loopback-only development cluster
 READY_TIMEOUT_S = 90.0
@@ -369,7 +371,16 @@ class LocalControlPlane:
         """Starts whatever is not running yet and waits until all is ready; returns seconds taken."""
         bin_dir = bin_dir or tools_bin()
         with self._locked():
-            return self._up(bin_dir)
+            already = set(self.running())
+            try:
+                return self._up(bin_dir)
+            except ClusterError:
+                # Leave nothing half-started behind: stop what this call started.
+                for name, pid in self._pids().items():
+                    if name not in already and self._alive(pid):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(pid, signal.SIGKILL)
+                raise
 
     def _up(self, bin_dir: Path) -> float:
         started = time.monotonic()
