@@ -643,6 +643,9 @@ class Scheduler:
             if mean is not None:
                 estimated = energy_wh / 1000 * mean  # measured intensity over the actual window
         emissions = {"estimatedGrams": round(estimated, 3), "energyWattHours": round(energy_wh, 3)}
+        measured = await self._measured_grams(member, member_job, start, spec.estimated_duration)
+        if measured is not None:
+            emissions["measuredGrams"] = round(measured, 3)
         baseline = float(decision.get("baselineGrams") or estimated)
         ctx.set(phase=progress, emissions=emissions,
                 message=f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
@@ -652,6 +655,21 @@ class Scheduler:
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
         ctx.event(progress, ctx.current("message"), warning=progress == "Failed")
+
+    async def _measured_grams(self, member: MemberCluster, member_job: dict[str, Any], start: datetime,
+                              duration: timedelta) -> float | None:
+        """Kepler-measured energy of the run (real timestamps) × PUE × the region's mean intensity."""
+        status = member_job.get("status") or {}
+        if not member.spec.energy or not status.get("startTime"):
+            return None
+        began = _parse_time(status["startTime"])
+        ended = _parse_time(status["completionTime"]) if status.get("completionTime") else datetime.now(began.tzinfo)
+        meta = member_job["metadata"]
+        measured_wh = await self.signals.measured_energy_wh(member, meta["namespace"], meta["name"], began, ended)
+        if measured_wh is None:
+            return None
+        mean = await self.signals.history_mean(member, start, start + duration)
+        return None if mean is None else measured_wh * member.spec.pue / 1000.0 * mean
 
     # ----- deletion ------------------------------------------------------------------------
     async def remove_member_jobs(self, body: dict[str, Any]) -> list[str]:

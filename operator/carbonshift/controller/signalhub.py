@@ -20,7 +20,7 @@ import numpy as np
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
 from carbonshift.signals import CarbonProvider, SecretReader, SignalError, build_energy, build_provider, to_slots
-from carbonshift.signals.prometheus import PrometheusEnergy
+from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,22 @@ class SignalHub:
             return None
         values = to_slots(series, start, end - start, 1)
         return None if math.isnan(values[0]) else float(values[0])
+
+    async def measured_energy_wh(self, member: MemberCluster, namespace: str, job_name: str, start: datetime,
+                                 end: datetime) -> float | None:
+        """IT energy the member Job's pods used, from Kepler's counters in the member's Prometheus."""
+        try:
+            energy = self._for(member).energy
+        except (SignalError, OSError, ValueError):
+            return None
+        if energy is None or end <= start:
+            return None
+        try:
+            # Job names are DNS labels ([a-z0-9-]): nothing in them needs regex escaping.
+            series = await pod_energy_joules(energy.prom, namespace, f"{job_name}-.*", start, end, pod_is_regex=True)
+        except SignalError:
+            return None
+        return series.latest[1] / 3600.0
 
     async def aclose(self) -> None:
         for entry in self._members.values():

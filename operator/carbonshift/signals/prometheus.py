@@ -279,6 +279,7 @@ async def pod_energy_joules(
     namespace_label: str = "container_namespace",
     pod_label: str = "pod_name",
     extra_selectors: Sequence[str] = (),
+    pod_is_regex: bool = False,
 ) -> Series:
     """Energy a pod used in ``[start, end)`` from a counter (Kepler by default), in joules.
 
@@ -289,7 +290,9 @@ async def pod_energy_joules(
     window = int((ensure_utc(end) - ensure_utc(start)).total_seconds())
     if window <= 0:
         raise ValueError("end must be after start")
-    selectors = [f'{namespace_label}="{_label_value(namespace)}"', f'{pod_label}="{_label_value(pod)}"', *extra_selectors]
+    # ``pod_is_regex``: all pods of a Job (``<job>-.*``) without listing them in the member cluster.
+    pod_match = f'{pod_label}=~"{pod}"' if pod_is_regex else f'{pod_label}="{_label_value(pod)}"'
+    selectors = [f'{namespace_label}="{_label_value(namespace)}"', pod_match, *extra_selectors]
     query = f"sum(increase({metric}{{{','.join(selectors)}}}[{window}s]))"
     samples = await prom.instant(query, end)
     if not samples:
