@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make bench: run every benchmark and rewrite docs/benchmarks.md (see bench/report.py).
+#
+# Knobs (env):
+#   BENCH_QUICK=1          small sizes everywhere (a few minutes; the operator part with 60 jobs)
+#   BENCH_SKIP_OPERATOR=1  skip the control-plane part (its section then says "not run")
+#   BENCH_SIZES=1000,5000  CarbonAwareJob counts of the operator part
+#   BENCH_OUT, BENCH_IMG   results folder (.state/bench-results), PNG folder (docs/img)
+#   BENCH_DOC              the file to write (docs/benchmarks.md)
+# The operator part uses its OWN control plane: CARBONSHIFT_STATE_DIR=.state/bench,
+# CARBONSHIFT_PORT_OFFSET=300 (never the developers' .state/cluster), started fresh and stopped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+PY=$ROOT/.venv/bin/python
+export BENCH_OUT=${BENCH_OUT:-$ROOT/.state/bench-results}
+export BENCH_IMG=${BENCH_IMG:-$ROOT/docs/img}
+DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+export CARBONSHIFT_STATE_DIR=$ROOT/.state/bench
+export CARBONSHIFT_PORT_OFFSET=300
+export PYTHONPATH=$ROOT/operator${PYTHONPATH:+:$PYTHONPATH}
+rm -rf "$BENCH_OUT" && mkdir -p "$BENCH_OUT" "$BENCH_IMG"
+
+step() { echo "== $* ($(date -u +%H:%M:%S))"; }
+step machine;          "$PY" bench/common.py machine
+step carbon_temporal;  "$PY" bench/carbon_temporal.py
+step carbon_spatial;   "$PY" bench/carbon_spatial.py
+step carbon_onsite;    "$PY" bench/carbon_onsite.py
+step planner_scaling;  "$PY" bench/planner_scaling.py
+step planner_speed;    "$PY" bench/planner_speed.py | tee "$BENCH_OUT/planner_speed.txt"
+
+cluster_down() {
+  hack/cluster down >/dev/null 2>&1 || true
+  rm -rf "$ROOT/.state/bench"   # the bench's own control plane state, nothing else
+}
+if [[ "${BENCH_SKIP_OPERATOR:-0}" != "1" ]]; then
+  step operator_scale
+  trap cluster_down EXIT
+  cluster_down
+  hack/cluster up >/dev/null
+  if [[ "${BENCH_QUICK:-0}" == "1" ]]; then
+    "$PY" bench/operator_scale.py --sizes "${BENCH_SIZES:-60}" --profile-seconds 0
+  else
+    "$PY" bench/operator_scale.py --sizes "${BENCH_SIZES:-1000,5000}"
+  fi
+  cluster_down
+  trap - EXIT
+fi
+step report;           "$PY" bench/report.py --output "$DOC" --previous "$ROOT/docs/benchmarks.md"
