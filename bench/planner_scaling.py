@@ -78,6 +78,17 @@ def run(quick: bool) -> dict[str, Any]:
             key = f"{axis}{'_capacity' if capacity else ''}"
             curves[key] = {"axis": axis, "capacity": capacity, "points": points,
                            "slope": round(slope(values, [p["seconds"] for p in points]), 2)}
+    diagonal = [(250, 1, 144), (500, 2, 288), (1000, 4, 576)] if quick else \
+        [(500, 1, 144), (1000, 2, 288), (2000, 4, 576), (4000, 8, 1152), (8000, 16, 2304)]
+    for capacity in (False, True):
+        points = []
+        for n, r, k in diagonal:
+            seconds = timed(n, r, k, capacity, runs)
+            points.append({"jobs": n, "regions": r, "slots": k, "product": n * r * k, "seconds": round(seconds, 4)})
+            print(f"scaling cap={capacity} all {n}x{r}x{k}: {seconds:.3f} s", flush=True)
+        curves[f"product{'_capacity' if capacity else ''}"] = {
+            "axis": "product", "capacity": capacity, "points": points,
+            "slope": round(slope([p["product"] for p in points], [p["seconds"] for p in points]), 2)}
     plot(curves, common.img_dir() / "planner_scaling.png")
     return {"base": base, "curves": curves, "runs": runs, "quick": quick}
 
@@ -87,15 +98,19 @@ def plot(curves: dict[str, Any], path: Any) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for ax, axis in zip(axes, ("jobs", "regions", "slots")):
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
+    for ax, axis in zip(axes, ("jobs", "regions", "slots", "product")):
         for capacity, style in ((False, "-o"), (True, "--s")):
             c = curves[f"{axis}{'_capacity' if capacity else ''}"]
             xs = [p[axis] for p in c["points"]]
             ys = [p["seconds"] for p in c["points"]]
             ax.loglog(xs, ys, style, label=f"{'capacity limits' if capacity else 'no limits'} (slope {c['slope']})")
             ax.loglog(xs, [ys[0] * x / xs[0] for x in xs], ":", color="0.6", lw=1)
-        ax.set_xlabel(axis)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.set_xlabel("jobs × regions × slots (all grow)" if axis == "product" else axis)
         ax.set_ylabel("plan_jobs seconds")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

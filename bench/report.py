@@ -84,9 +84,17 @@ def temporal(data: dict[str, Any] | None) -> str:
           fmt(r["baseline_g"], 0), fmt(r["planned_g"], 0), fmt(r["oracle_g"], 0), pct(r["savings_pct"]),
           pct(r["oracle_savings_pct"]), f"{r['fraction_of_oracle']:.4f}", r["deadline_misses"]] for r in nightly]))
     misses = sum(r["deadline_misses"] for r in rows)
+    versus = []
+    for (region, inter), published_pct in sorted(published.items()):
+        mine = {r["smoothing"]: r["savings_pct"] for r in ml if r["region"] == region and r["interruptible"] == inter
+                and r["forecast_error"] == 0.05}
+        versus.append(f"{names[region]}, {'interruptible' if inter else 'not interruptible'}: raw forecast "
+                      f"{pct(mine.get(0))}" + (f", smoothing 3 {pct(mine.get(3))}" if 3 in mine else "")
+                      + f" vs. {pct(published_pct)} published")
     out += ["", f"Deadline misses over all temporal scenarios: **{misses}**.", "",
-            "Reading it: the ML rows at 5% error sit at the published figures (the job population is drawn by our own "
-            "code from the paper's distributions, so small differences are sampling). Interruptible work gains most "
+            "ML at 5% error against the paper: " + "; ".join(versus) + ".", "",
+            "Reading it: the job population is drawn by our own code from the paper's distributions (not the paper's "
+            "exact draws), so differences of a few hundredths of a point are sampling. Interruptible work gains most "
             "from a denoised forecast: picking the cheapest slots of a noisy forecast picks slots whose noise happened "
             "to be negative. Nightly jobs gain more per job with a wider window; a 30-minute job has nothing to "
             "interrupt, so interruptible and not are nearly equal.", "",
@@ -183,8 +191,8 @@ def operator(data: dict[str, Any] | None) -> str:
     for r in res:
         rows.append([f"{r['jobs']:,}", f"{r['dispatched']:,}", s(r["create_to_decision_s"], "p50"),
                      s(r["create_to_decision_s"], "p99"), s(r["create_to_dispatch_s"], "p50"),
-                     s(r["create_to_dispatch_s"], "p99"), s(r["operator_histogram_s"], "p99"),
-                     fmt(r["throughput_jobs_per_s"], 1), fmt(r["caj_create_per_s"], 1), fmt(r["raw_jobs_per_s"], 1),
+                     s(r["create_to_dispatch_s"], "p99"),
+                     hist_text(r["operator_histogram_s"]), fmt(r["throughput_jobs_per_s"], 1), fmt(r["caj_create_per_s"], 1), fmt(r["raw_jobs_per_s"], 1),
                      f"{r['raw_over_throughput']}×" if r["raw_over_throughput"] else "—",
                      fmt(r["api_requests"]["per_job_operator"], 1), fmt(r["api_requests"]["per_job_all_components"], 1),
                      fmt(r["operator"]["rss_mib_max"], 0), fmt(r["operator"]["cpu_cores_avg"], 2)])
@@ -201,12 +209,85 @@ def operator(data: dict[str, Any] | None) -> str:
                    f"`decidedAt − creationTimestamp` (1 s resolution) p50/p99: "
                    f"{s(r['decidedAt_minus_creationTimestamp_s'], 'p50')} / {s(r['decidedAt_minus_creationTimestamp_s'], 'p99')}; "
                    f"create → Succeeded p50/p99: {s(r['create_to_succeeded_s'], 'p50')} / {s(r['create_to_succeeded_s'], 'p99')}; "
-                   f"regions: {', '.join(f'{k} {v}' for k, v in sorted(r['regions'].items()))}.")
-    out += ["", "![latency distribution](img/operator_latency.png)", ""]
-    notes = common.out_dir() / "operator_notes.md"
-    if notes.exists():
-        out += [notes.read_text().strip(), ""]
+                   f"regions: {', '.join(f'{k} {v}' for k, v in sorted(r['regions'].items()))}; operator CPU "
+                   f"{fmt(r['operator']['cpu_s'], 1)} s over {fmt(r['operator']['wall_s'], 0)} s.")
+    out += ["", "![latency distribution](img/operator_latency.png)", "", dominates(res), ""]
     return "\n".join(out)
+
+
+def rss_line(res: list[dict[str, Any]]) -> str:
+    """Operator memory per CarbonAwareJob held, from the RSS after each run (runs share one operator)."""
+    ordered = sorted(res, key=lambda x: x["jobs"])
+    held, points = 0, []
+    for r in ordered:
+        held += r["jobs"]
+        points.append((held, r["operator"]["rss_mib_end"]))
+    per_job = ""
+    if len(points) >= 2 and points[-1][0] > points[0][0]:
+        kib = 1024 * (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+        per_job = f" — about {kib:.0f} KiB more per CarbonAwareJob held"
+    held_text = ", ".join(f"{mib:.0f} MiB with {n:,} jobs held" for n, mib in points)
+    return (f"- Memory: RSS after each run {held_text}{per_job} (one operator serves all runs; finished jobs stay "
+            "in its cache). The operator keeps every CarbonAwareJob's full body as Python dicts (a 5,000-job list "
+            "is about 24 MB of JSON, ~4.9 KB per object including Kopf's last-handled-configuration annotation) "
+            "and lists every member Job each cycle, so RSS grows linearly with the jobs it has seen; dropping "
+            "finished jobs from the cache and keeping only the fields the cycle reads would bound it.")
+
+
+def dominates(res: list[dict[str, Any]]) -> str:
+    """What bounds the operator, from the measured numbers of the largest run."""
+    if not res:
+        return ""
+    r = max(res, key=lambda x: x["jobs"])
+    n = r["jobs"]
+    hub = r["api_requests"]["hub_by_verb_resource"]
+    lat = r.get("hub_api_mean_ms_by_verb") or {}
+    per_job_hub = r["api_requests"]["hub_operator"] / n
+    # The operator's own API threads issue Events, status PATCHes and Secret GETs (Kopf PATCHes on its own client).
+    verbs = {"POST events": "POST", "PATCH carbonawarejobs/status": "PATCH", "GET secrets": "GET"}
+    thread_reqs = sum(hub.get(k, 0.0) for k in verbs) / n + 1.0  # + the member Job create (POST)
+    thread_ms = (sum(lat.get(v, 0.0) * hub.get(k, 0.0) / n for k, v in verbs.items()) + lat.get("POST", 0.0)) / thread_reqs
+    mean_ms = thread_ms
+    bound = 8 / (thread_reqs * thread_ms / 1000) if thread_ms else None
+    cycles = r.get("operator_cycles") or {}
+    lines = [f"### What dominates (from the {n:,}-job run)", "",
+             f"- The operator is not CPU-bound: it used {fmt(r['operator']['cpu_cores_avg'], 2)} of a core on average "
+             f"while jobs were waiting. It is bound by API round trips: {fmt(per_job_hub, 1)} hub requests per job — "
+             f"Events {fmt(hub.get('POST events', 0) / n, 1)}, Kopf's own PATCHes of the object (finalizer, progress "
+             f"annotations) {fmt(hub.get('PATCH carbonawarejobs', 0) / n, 1)}, status PATCHes "
+             f"{fmt(hub.get('PATCH carbonawarejobs/status', 0) / n, 1)}, and a GET of a member's kubeconfig Secret "
+             f"{fmt(hub.get('GET secrets', 0) / n, 1)} per job — plus one Job create in a member.",
+             f"- On this shared 2-core machine the hub answered these in {fmt(mean_ms, 0)} ms on average "
+             f"(mean hub latency by verb over the run: {', '.join(f'{k} {v:.0f} ms' for k, v in sorted(lat.items()))}). "
+             f"The {fmt(thread_reqs, 1)} requests per job that go through the operator's 8 API threads (Events, status "
+             f"PATCHes, Secret GETs, the member create) at ≈ {fmt(mean_ms, 0)} ms each give 8 / ({fmt(thread_reqs, 1)} × "
+             f"{fmt(mean_ms / 1000, 3)} s) ≈ {fmt(bound, 1)} jobs/s of thread capacity — the same order as the measured "
+             f"{fmt(r['throughput_jobs_per_s'], 1)} jobs/s (a rough bound: latencies are run averages and overlap).",
+             f"- A job's decision reaches its status only at the end of the scheduling cycle that planned it, after "
+             f"that cycle's dispatches and status writes: {int(cycles.get('cycles', 0))} cycles averaged "
+             f"{fmt(cycles.get('mean_s'), 1)} s, so jobs that arrive during a long cycle wait for the next one, and "
+             "decision latency ≈ dispatch latency. The planner itself is a small share (see planner speed).",
+             rss_line(res),
+             "- Ways out, in order of effect: write the decision (status) before dispatching, in its own phase; drop the "
+             "per-dispatch Secret read (cache the member client); fewer Events per job (one \"Decided\" with the "
+             "dispatch); let Kopf skip its progress annotations for the event-only handlers; raise the API worker count "
+             "or use an async client."]
+    top = r.get("profile_top") or []
+    if top:
+        lines.append("- py-spy (30 s of the operator's CPU samples while jobs arrived), share of samples per frame: "
+                     + "; ".join(f"`{k}` {v:.0%}" for k, v in top[:8]) + ".")
+    return "\n".join(lines)
+
+
+def hist_text(h: dict[str, Any]) -> str:
+    """p99 of the operator's histogram; at or beyond its top finite bucket (30 s) it is only a lower bound."""
+    top = max((float(k) for k in (h.get("buckets") or {}) if float(k) != float("inf")), default=None)
+    value = h.get("p99")
+    if value is None:
+        return "—"
+    if top is not None and value >= top:
+        return f"> {top:g} s (top bucket)"
+    return f"{value:.2f} s"
 
 
 def target_lines(res: list[dict[str, Any]]) -> str:
@@ -237,10 +318,19 @@ def scaling(data: dict[str, Any] | None) -> str:
            "jobs per region. Slope = exponent of a log-log fit (1 = linear).", ""]
     rows = []
     for key, c in data["curves"].items():
-        pts = "; ".join(f"{p[c['axis']]:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
-        rows.append([c["axis"], "yes" if c["capacity"] else "no", pts, c["slope"]])
+        if c["axis"] == "product":
+            pts = "; ".join(f"{p['jobs']:,}×{p['regions']}×{p['slots']:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
+            label = "all three (slope vs. the product)"
+        else:
+            pts = "; ".join(f"{p[c['axis']]:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
+            label = c["axis"]
+        rows.append([label, "yes" if c["capacity"] else "no", pts, c["slope"]])
     out.append(table(["Varied", "Capacity limits", "Size: time", "Slope"], rows))
-    out += ["", "![planner scaling](img/planner_scaling.png)", ""]
+    out += ["", "Reading it: time grows linearly with the number of jobs (slope ≈ 1; a little above 1 with capacity "
+            "limits, where more jobs mean more re-plans against a fuller ledger) and clearly sub-linearly with regions "
+            "and slots, whose search is vectorised; with all three growing together the time grows far slower than "
+            "their product. Small sizes are dominated by fixed per-call costs, and the machine is shared, so single "
+            "points are noisy.", "", "![planner scaling](img/planner_scaling.png)", ""]
     return "\n".join(out)
 
 
