@@ -19,11 +19,13 @@ import numpy as np
 
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
-from carbonshift.signals import CarbonProvider, SecretReader, SignalError, build_energy, build_provider, to_slots
+from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
 log = logging.getLogger(__name__)
 
+# Longest a scheduling cycle waits for one provider (real seconds); see SignalHub.read.
+READ_BUDGET_S = 3.0
 # Solar has no forecast source yet: the current surplus is assumed to persist this long.
 SOLAR_PERSISTENCE = timedelta(hours=1)
 
@@ -49,6 +51,7 @@ class _MemberSignals:
     provider: CarbonProvider
     energy: PrometheusEnergy | None
     last_good: RegionReading | None = None
+    pending: asyncio.Future[Any] | None = None  # a provider fetch still running from an earlier cycle
 
 
 @dataclass
@@ -94,7 +97,18 @@ class SignalHub:
             return RegionReading(spec.region, member.metadata.name, signals, None, None,
                                  str(spec.carbon_signal.provider), "none", error=f"configuration: {exc}")
         try:
-            current, forecast = await asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon))
+            # A hanging provider (timeouts x retries can take a minute) must not hold up the cycle,
+            # and with it every other region's jobs: wait READ_BUDGET_S, then use the fallback and
+            # pick the same fetch up again next cycle.
+            if entry.pending is None:
+                entry.pending = asyncio.ensure_future(
+                    asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon)))
+            done, _ = await asyncio.wait({entry.pending}, timeout=READ_BUDGET_S)
+            if not done:
+                raise ProviderUnavailable(f"{entry.provider.source}: no answer within {READ_BUDGET_S:.0f} s "
+                                          "(still waiting for it)")
+            fetched, entry.pending = entry.pending, None
+            current, forecast = fetched.result()
             intensity = to_slots([current, forecast], start, self.slot, n)
             solar, battery = await self._energy(entry, start, n, battery_reserve_fraction)
             reading = RegionReading(
@@ -150,8 +164,8 @@ class SignalHub:
     async def history_mean(self, member: MemberCluster, start: datetime, end: datetime) -> float | None:
         """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""
         try:
-            series = await self._for(member).provider.history(start, end)
-        except SignalError:
+            series = await asyncio.wait_for(self._for(member).provider.history(start, end), READ_BUDGET_S)
+        except (SignalError, asyncio.TimeoutError):
             return None
         if end <= start:
             return None
@@ -176,5 +190,7 @@ class SignalHub:
 
     async def aclose(self) -> None:
         for entry in self._members.values():
+            if entry.pending is not None:
+                entry.pending.cancel()
             await entry.provider.aclose()
         self._members.clear()
