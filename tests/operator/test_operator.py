@@ -254,8 +254,8 @@ def test_suspended_interruptible_work_relocates_to_a_region_that_became_greener(
         status = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision") and s, what="decision",
                             on_fail=operator.log_tail)
         assert status["decision"]["cluster"] == "eu-de-lab"
-        wait_until(phase_is(hub, ns, "sweep", "Suspended"), timeout=120, what="suspended between windows",
-                   on_fail=operator.log_tail)
+        wait_until(lambda: any(e["reason"] == "Suspended" for e in hub.events(ns, "sweep")), timeout=120,
+                   what="suspended between windows", on_fail=operator.log_tail)
         # Now the British signal arrives: Great Britain at its greenest hour of March 2020 (92 g/kWh).
         _apply_member(control_plane, "eu-gb-late", {"provider": "trace", "trace": {
             "path": REGIONS["eu-gb"][1], "anchor": "2020-03-15T00:00:00Z"}}, secret="member-eu-gb")

@@ -83,7 +83,7 @@ class JobContext:
 
     @property
     def key(self) -> str:
-        return f"{self.model.metadata.namespace}/{self.model.metadata.name}"
+        return f"{self.body['metadata'].get('namespace')}/{self.body['metadata'].get('name')}"
 
     @property
     def uid(self) -> str:
@@ -131,6 +131,7 @@ class Scheduler:
         self.world = world or World()
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.api_workers * 2)
+        self._more_due = False
         self.cycles = 0
 
     # ----- loop --------------------------------------------------------------------------
@@ -163,17 +164,34 @@ class Scheduler:
         self.cycles += 1
         view = await self._observe()
         contexts, invalid = self._contexts(view)
-        for ctx in invalid:
-            await self._flush(ctx)
+        await self._gather(self._flush(ctx) for ctx in invalid)
         waiting = [c for c in contexts if not c.current("memberJob")]
         dispatched = [c for c in contexts if c.current("memberJob")]
         await self._plan_waiting(waiting, dispatched, view)
-        await self._gather(self._act_waiting(ctx, view) for ctx in waiting)
+        due = [c for c in waiting if self._due(c, view.now)]
+        later = [c for c in waiting if not self._due(c, view.now)]
+        # Decisions of jobs that wait are written first: a burst of dispatches must not delay them.
+        await self._gather(self._act_waiting(ctx, view) for ctx in later)
+        await self._gather(self._flush(ctx) for ctx in later)
+        # A bounded number of dispatches per cycle keeps cycles short under a burst; the rest are
+        # dispatched by the next cycle, which then starts at once.
+        limit = self.settings.max_dispatch_per_cycle
+        self._more_due = len(due) > limit
+        await self._gather(self._act_waiting(ctx, view) for ctx in due[:limit])
         await self._gather(self._act_dispatched(ctx, view) for ctx in dispatched)
         await self._gather(self._flush(ctx) for ctx in contexts)
         await self._collect_orphans(view)
         self._update_job_metrics()
+        if self._more_due:
+            self._more_due = False
+            return view.now
         return self._next_due(contexts, view.now)
+
+    def _due(self, ctx: JobContext, now: datetime) -> bool:
+        decision = ctx.current("decision")
+        if not decision or ctx.patch.get("phase") == "Pending":
+            return False
+        return ctx.policy.dry_run or _parse_time(decision["start"]) <= now
 
     async def _gather(self, coroutines: Iterable[Any]) -> None:
         async def limited(coro: Any) -> None:
@@ -241,7 +259,18 @@ class Scheduler:
             try:
                 model = CarbonAwareJob.model_validate(body)
             except ValidationError as exc:
-                log.warning("CarbonAwareJob %s/%s does not parse: %s", namespace, name, exc)
+                # Accepted by the API server but not by the model (e.g. maxDelay '99999999999h'
+                # matches the CRD's pattern but overflows): say so in status, never drop it silently.
+                message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:1024]
+                if (status.get("message") or "") != f"not valid: {message}":
+                    log.warning("CarbonAwareJob %s/%s does not parse: %s", namespace, name, message)
+                    ctx = JobContext(body, None, None, (), status)  # type: ignore[arg-type]
+                    if not status.get("memberJob"):
+                        ctx.set(phase="Pending", observedGeneration=ctx.generation)
+                    ctx.set(message=f"not valid: {message}")
+                    ctx.condition("Valid", False, "InvalidSpec", message, view.now)
+                    ctx.event("Invalid", message, warning=True)
+                    invalid.append(ctx)
                 continue
             policy, problem = resolve_policy(model, self.world.namespace_policies(namespace), self.settings.defaults)
             problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
@@ -420,7 +449,8 @@ class Scheduler:
         ctx.condition("DeadlineAtRisk", deadline_near, "RunNowDeadlineNear" if deadline_near else "DeadlineSafe",
                       "the deadline leaves no room to wait: running now" if deadline_near
                       else f"planned to finish before {iso(job.deadline)}", now)
-        ctx.event("Decided" if first else "Replanned", summary)
+        if not (first and (_parse_time(decision["start"]) <= now or ctx.policy.dry_run)):
+            ctx.event("Decided" if first else "Replanned", summary)  # else the Dispatched event says it
 
     # ----- acting: waiting jobs ------------------------------------------------------------
     async def _act_waiting(self, ctx: JobContext, view: CycleView) -> None:
@@ -456,9 +486,11 @@ class Scheduler:
                 created = await self._create_member_job(ctx, member, suspend)
         except KubeError as exc:
             self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="create").inc()
-            ctx.set(message=f"dispatch to {member.metadata.name} failed: {exc}")
+            message = f"dispatch to {member.metadata.name} failed: {exc}"
+            if ctx.status.get("message") != message:  # one Event per new failure, not one per cycle
+                ctx.event("DispatchFailed", str(exc), warning=True)
+            ctx.set(phase="Waiting", message=message)  # never left without a phase
             ctx.condition("Dispatched", False, "DispatchFailed", str(exc), view.now)
-            ctx.event("DispatchFailed", str(exc), warning=True)
             if exc.unreachable:
                 self.registry.mark_unreachable(member.metadata.name, str(exc))
             return
@@ -471,7 +503,7 @@ class Scheduler:
         ctx.condition("Dispatched", True, "Dispatched",
                       f"Job {meta['namespace']}/{meta['name']} created in {member.metadata.name}", view.now)
         ctx.event("Dispatched", f"created Job {meta['namespace']}/{meta['name']} in cluster {member.metadata.name} "
-                                f"(region {member.spec.region})")
+                                f"(region {member.spec.region}). {ctx.current('message') or ''}"[:1024])
 
     async def _create_member_job(self, ctx: JobContext, member: MemberCluster, suspend: bool) -> dict[str, Any]:
         api = await self.registry.api(member)

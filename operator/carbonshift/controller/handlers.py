@@ -58,11 +58,21 @@ def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], bo
         table[key] = dict(body)
 
 
+def _slim(body: Any) -> dict[str, Any]:
+    """A finished job only needs its identity and phase (orphan checks, metrics): keep memory flat."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    if status.get("phase") not in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
+        return dict(body)
+    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
+            "status": {"phase": status.get("phase")}}
+
+
 @kopf.on.event(GROUP, VERSION, "carbonawarejobs")
 def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     meta = body.get("metadata") or {}
-    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, body)
+    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, _slim(body))
     if event.get("type") == "DELETED":
         scheduler.world.first_seen.pop(str(meta.get("uid")), None)
     else:

@@ -26,12 +26,17 @@ class Health:
     last_seen_ok: float | None = None
 
 
+# A kubeconfig Secret is re-read at most this often (rotation is picked up within a minute).
+SECRET_TTL_S = 60.0
+
+
 @dataclass
 class MemberRegistry:
     hub: KubeApi
     executor: Executor
     probe_seconds: float = 10.0
     _clients: dict[str, tuple[str, KubeApi]] = field(default_factory=dict)
+    _fresh: dict[str, tuple[float, str, KubeApi]] = field(default_factory=dict)  # name -> (read at, spec key, api)
     _health: dict[str, Health] = field(default_factory=dict)
     _namespaces: set[tuple[str, str]] = field(default_factory=set)
 
@@ -55,6 +60,17 @@ class MemberRegistry:
         return loaded
 
     async def api(self, member: MemberCluster) -> KubeApi:
+        """The member's API client; its kubeconfig Secret is read at most every SECRET_TTL_S."""
+        name = member.metadata.name
+        spec_key = member.spec.model_dump_json(include={"kubeconfig_secret_ref"})
+        fresh = self._fresh.get(name)
+        if fresh is not None and fresh[1] == spec_key and time.monotonic() - fresh[0] < SECRET_TTL_S:
+            return fresh[2]
+        api = await self._api_from_secret(member)
+        self._fresh[name] = (time.monotonic(), spec_key, api)
+        return api
+
+    async def _api_from_secret(self, member: MemberCluster) -> KubeApi:
         name = member.metadata.name
         kubeconfig = await self._kubeconfig(member)
         if kubeconfig is None:
@@ -111,4 +127,5 @@ class MemberRegistry:
 
     def forget(self, name: str) -> None:
         self._clients.pop(name, None)
+        self._fresh.pop(name, None)
         self._health.pop(name, None)

@@ -49,7 +49,9 @@ class OperatorSettings(BaseModel):
     leader_election: bool = Field(default=True, alias="leaderElection")
     lease_name: str = Field(default="carbonshift-leader", alias="leaseName")
     lease_seconds: float = Field(default=15.0, gt=1, alias="leaseSeconds")
-    api_workers: int = Field(default=8, ge=1, le=64, alias="apiWorkers",
+    max_dispatch_per_cycle: int = Field(default=200, ge=1, alias="maxDispatchPerCycle",
+                                        description="Dispatches per scheduling cycle; the rest follow at once.")
+    api_workers: int = Field(default=16, ge=1, le=64, alias="apiWorkers",
                              description="Threads for Kubernetes API calls (the client is synchronous).")
     defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
 
