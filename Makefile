@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install tools test test-unit demo demo-stop cluster-up cluster-down cluster-status crds chart-crds test-chart image bench clean
+.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds chart-crds test-chart image bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: install ## install what is missing, then run every test (starts the local 
 
 test-unit: $(VENV)/.installed ## tests that need no servers
 	$(PY) -m pytest -m 'not cluster and not prometheus' $(PYTEST_ARGS)
+
+test-chaos: install ## the full fault-injection, bad-input and security suite (its own control plane; long)
+	CARBONSHIFT_CHAOS=1 $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
 demo: install ## run the operator on the local control plane and show its decisions
 	cd hack && ../$(PY) demo.py
