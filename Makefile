@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds chart-crds test-chart image bench clean
+.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart image bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,8 +42,9 @@ cluster-down: ## stop it
 cluster-status: ## what runs
 	hack/cluster status
 
-crds: $(VENV)/.installed ## regenerate crds/ from the pydantic models
+crds: $(VENV)/.installed ## regenerate crds/ from the pydantic models, and the chart's copy
 	$(PY) -m carbonshift.api.crdgen
+	bash hack/sync-chart-crds.sh
 
 bench: install ## run benchmarks and rewrite docs/benchmarks.md
 	bash hack/bench.sh
@@ -53,9 +54,6 @@ clean: cluster-down
 
 demo-stop: ## stop everything `make demo` started
 	cd hack && ../$(PY) demo.py stop
-
-chart-crds: crds ## regenerate crds/ and copy them into the chart
-	bash hack/sync-chart-crds.sh
 
 test-chart: tools $(VENV)/.installed ## chart lint, goldens, schema, install on the hub
 	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
