@@ -31,6 +31,8 @@ _LEDGER: Counter[str] = Counter()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: chaos/fault-injection test (full suite: CARBONSHIFT_CHAOS=1)")
     config.addinivalue_line("markers", "chaos_smoke: fast chaos subset that also runs in plain `make test`")
+    # The kubernetes client's dry-run error path uses a urllib3 call deprecated upstream.
+    config.addinivalue_line("filterwarnings", "ignore:HTTPResponse.getheaders:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
