@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -73,6 +74,9 @@ def control_plane() -> Iterator[ChaosPlane]:
     """Overrides tests/conftest.py's fixture: the chaos tests never touch the shared plane."""
     module = load_private_localcluster()
     plane = module.LocalControlPlane(state_dir=STATE_DIR / "cluster", names=("hub", *MEMBERS))
+    if not plane.running():
+        # A fresh etcd each session: no jobs or member Jobs left over from an earlier run.
+        shutil.rmtree(plane.state_dir / "etcd", ignore_errors=True)
     plane.up()
     yield ChaosPlane(plane)
     if os.environ.get("CARBONSHIFT_KEEP_CLUSTER") != "1":

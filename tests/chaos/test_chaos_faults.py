@@ -161,7 +161,6 @@ def test_member_apiserver_killed_and_restarted(operator, hub, make_namespace, co
     check_invariants(hub, finished, ledger)
 
 
-@pytest.mark.chaos_smoke
 def test_etcd_paused(operator, hub, make_namespace, control_plane, ledger) -> None:
     pid = control_plane.plane._pids()["etcd"]
     ns = make_namespace("hub", "etcd")

@@ -62,7 +62,8 @@ def test_two_replicas_one_leader_and_takeover(takeovers, control_plane, members,
             assert serving == [leader], f"round {round_}: serving {serving}, leader {leader}"
             assert _lease(cp).get("holderIdentity") == leader
             follower = next(n for n in replicas if n != leader)
-            assert "another replica leads" in replicas[follower].log_path.read_text()
+            wait_until(lambda: "another replica leads" in replicas[follower].log_path.read_text(), timeout=60,
+                       what=f"{follower} waits as a follower", on_fail=replicas[follower].log_tail)
             replicas[leader].kill(signal.SIGKILL)
             ledger["leader kill -9 with two replicas (takeover)"] += 1
             killed_at = time.monotonic()

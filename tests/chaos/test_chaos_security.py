@@ -32,8 +32,10 @@ def private_member(control_plane: Any, operator: Any) -> Any:
     wait_until(lambda: _member_ready(control_plane, "eu-gb-private"), timeout=60, what="eu-gb-private Ready",
                on_fail=operator.log_tail)
     yield owner
+    # The jobs first (their finalizer removes the member Jobs through this MemberCluster), then
+    # the MemberCluster: deleted the other way round, its Jobs would stay in eu-gb.
+    control_plane.kubectl("hub", "delete", "namespace", owner, "--wait=true", "--timeout=90s", check=False)
     control_plane.kubectl("hub", "delete", "membercluster", "eu-gb-private", check=False)
-    control_plane.kubectl("hub", "delete", "namespace", owner, "--wait=false", check=False)
 
 
 @pytest.mark.chaos_smoke
