@@ -418,6 +418,10 @@ class Scheduler:
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
             old_start = _parse_time(old["start"])
+            if old_start <= now and old.get("cluster") in view.healthy and old.get("region") in ctx.regions:
+                # Due and still possible: it is dispatched as decided (maybe a cycle later under a
+                # burst); re-deciding it every cycle would only churn status and Events.
+                return
             margin = job.duration * ctx.policy.forecast_safety_margin
             old_ok = (old.get("cluster") in view.healthy and old.get("region") in ctx.regions
                       and max(old_start, now) + job.duration + margin <= job.deadline)

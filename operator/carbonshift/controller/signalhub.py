@@ -65,8 +65,14 @@ class SignalHub:
     def _for(self, member: MemberCluster) -> _MemberSignals:
         name = member.metadata.name
         spec = member.spec
-        key = spec.model_dump_json(include={"carbon_signal", "energy", "zone"})
+        # The uid is part of the key: a deleted and re-created MemberCluster gets a fresh provider
+        # (a trace anchor maps onto the time the provider is built).
+        key = f'{member.metadata.uid}:{spec.model_dump_json(include={"carbon_signal", "energy", "zone"})}'
         current = self._members.get(name)
+        if current is not None and current.key != key:
+            if current.pending is not None:
+                current.pending.cancel()
+            asyncio.ensure_future(current.provider.aclose())  # the replaced provider's connections
         if current is None or current.key != key:
             config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
             config.setdefault("zone", spec.zone)
