@@ -132,7 +132,6 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.api_workers * 2)
         self._more_due = False
-        self.cycles = 0
 
     # ----- loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -161,7 +160,6 @@ class Scheduler:
     # ----- one cycle ---------------------------------------------------------------------
     async def cycle(self) -> datetime | None:
         """Runs one cycle; returns the next moment something is due (a start or a slot edge)."""
-        self.cycles += 1
         view = await self._observe()
         contexts, invalid = self._contexts(view)
         await self._gather(self._flush(ctx) for ctx in invalid)

@@ -89,10 +89,6 @@ class MemberRegistry:
         self._clients[name] = (key, api)
         return api
 
-    def cached_api(self, name: str) -> KubeApi | None:
-        cached = self._clients.get(name)
-        return cached[1] if cached else None
-
     async def probe(self, member: MemberCluster, force: bool = False) -> Health:
         """Reachability of the member's API server, re-checked at most every ``probe_seconds``."""
         name = member.metadata.name

@@ -26,10 +26,6 @@ def with_condition(conditions: list[dict[str, Any]], type_: str, status: bool, r
     return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in updated]
 
 
-def condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
-
-
 def with_decision(status: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     """Status keys for a new decision: the previous one moves into the bounded history."""
     previous = status.get("decision")
