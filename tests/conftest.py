@@ -8,7 +8,6 @@ CARBONSHIFT_KEEP_CLUSTER=1, or another test session still uses it).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,45 +18,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "hack"))
 
+from cluster_access import ControlPlane  # noqa: E402
 from localcluster import DEFAULT_CLUSTERS, LocalControlPlane  # noqa: E402
-
-
-class ControlPlane:
-    """What tests get: a kubeconfig, kubectl and an API client per cluster."""
-
-    def __init__(self, plane: LocalControlPlane) -> None:
-        self.plane = plane
-        self.names = tuple(spec.name for spec in plane.clusters)
-        self._clients: dict[str, object] = {}
-
-    def kubeconfig(self, name: str) -> Path:
-        self.plane.spec(name)  # raises KeyError for an unknown cluster
-        return self.plane.kubeconfig(name)
-
-    def kubectl(self, name: str, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = ["kubectl", f"--kubeconfig={self.kubeconfig(name)}", *args]
-        result = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
-        return result
-
-    def api_client(self, name: str):  # -> kubernetes.client.ApiClient
-        from kubernetes import client, config
-
-        if name not in self._clients:
-            self._clients[name] = config.new_client_from_config(config_file=str(self.kubeconfig(name)))
-        return self._clients[name]
-
-    def core(self, name: str):  # -> kubernetes.client.CoreV1Api
-        from kubernetes import client
-
-        return client.CoreV1Api(self.api_client(name))
-
-    def batch(self, name: str):  # -> kubernetes.client.BatchV1Api
-        from kubernetes import client
-
-        return client.BatchV1Api(self.api_client(name))
 
 
 @pytest.fixture(scope="session")

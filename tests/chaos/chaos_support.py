@@ -30,7 +30,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "hack"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "operator"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
 
+from cluster_access import ControlPlane  # noqa: E402
 from operator_support import (  # noqa: E402  (reused, not copied)
     OperatorProcess, _member_ready, _metrics_up, caj_manifest, free_port, wait_until,
 )
@@ -102,47 +104,8 @@ def load_private_localcluster() -> ModuleType:
     return module
 
 
-class ChaosPlane:
-    """The chaos control plane as tests see it (same surface as tests/conftest.ControlPlane)."""
-
-    def __init__(self, plane: Any) -> None:
-        self.plane = plane
-        self.names = tuple(spec.name for spec in plane.clusters)
-        self._clients: dict[str, Any] = {}
-
-    def kubeconfig(self, name: str) -> Path:
-        self.plane.spec(name)
-        return self.plane.kubeconfig(name)
-
-    def kubectl(self, name: str, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = ["kubectl", f"--kubeconfig={self.kubeconfig(name)}", *args]
-        result = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
-        return result
-
-    def api_client(self, name: str) -> Any:
-        from kubernetes import config
-
-        if name not in self._clients:
-            self._clients[name] = config.new_client_from_config(config_file=str(self.kubeconfig(name)))
-        return self._clients[name]
-
-    def custom(self, name: str = "hub") -> Any:
-        from kubernetes import client
-
-        return client.CustomObjectsApi(self.api_client(name))
-
-    def core(self, name: str) -> Any:
-        from kubernetes import client
-
-        return client.CoreV1Api(self.api_client(name))
-
-    def batch(self, name: str) -> Any:
-        from kubernetes import client
-
-        return client.BatchV1Api(self.api_client(name))
+# The chaos plane is reached like any other (tests/cluster_access.py); only its ports differ.
+ChaosPlane = ControlPlane
 
 
 # ----- the operator --------------------------------------------------------------------------
