@@ -26,8 +26,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
 
 from carbonshift.core.batch import BatchOrder, plan_jobs
 from carbonshift.core.ledger import Ledger
@@ -151,6 +149,10 @@ def plan_interruptible_lp(
                 # first modelled slot of a run of cells: start from what is left above reserve
                 start_wh = sig.battery.reserve_fraction * sig.battery.capacity_wh + float(battery_left[r])
                 eq(entries, start_wh)
+    # Imported here, not at module level: scipy.optimize costs ~50 MB RSS and the operator rarely solves LPs.
+    from scipy import sparse
+    from scipy.optimize import linprog
+
     a_eq = sparse.csr_matrix((eq_vals, (eq_rows, eq_cols)), shape=(len(b_eq), nvar))
     a_ub = sparse.csr_matrix((ub_vals, (ub_rows, ub_cols)), shape=(len(b_ub), nvar)) if b_ub else None
     result = linprog(cost, A_ub=a_ub, b_ub=b_ub or None, A_eq=a_eq, b_eq=b_eq,
