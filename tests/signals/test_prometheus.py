@@ -109,6 +109,26 @@ def test_bad_data(prometheus_server: Any, retry: RetryPolicy) -> None:
         run(provider(prometheus_server.url, retry, query="sum(").current())
 
 
+def test_query_errors_are_reported_with_prometheus_own_message(prometheus_server: Any) -> None:
+    """Prometheus' JSON error (``errorType``, ``error``) reaches the user, and is not retried."""
+    prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
+    with pytest.raises(SignalConfigError, match=r"bad query sum\(: HTTP 400 bad_data: .*parse error"):
+        run(prom.instant("sum("))
+    with pytest.raises(SignalConfigError, match="HTTP 422 execution: .*many-to-many matching not allowed"):
+        run(prom.instant("carbonshift_grid_intensity_g_per_kwh + on() carbonshift_grid_intensity_g_per_kwh"))
+    with pytest.raises(SignalConfigError, match="end timestamp must not be before start time"):
+        run(prom.range(DE, AT, AT - timedelta(hours=1), timedelta(minutes=15)))
+    with pytest.raises(BadSignalData, match="returned a scalar, expected a vector"):
+        run(prom.instant("42"))
+
+
+def test_range_query_is_aligned_to_whole_seconds(prometheus_server: Any) -> None:
+    prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
+    ranged = run(prom.range(DE, AT + timedelta(microseconds=300), AT + timedelta(hours=1), timedelta(minutes=15)))
+    assert len(ranged) == 1 and [t for t, _ in ranged[0][1]] == [AT + timedelta(minutes=15 * i) for i in range(5)]
+    assert ranged[0][1][0][1] == pytest.approx(trace_value(AT))
+
+
 def test_outage(refused_url: str, retry: RetryPolicy, fake_sleep: Any) -> None:
     with pytest.raises(ProviderUnavailable):
         run(provider(refused_url, retry).current())

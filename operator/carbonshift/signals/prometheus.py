@@ -1,14 +1,15 @@
 """Signals from a Prometheus server: grid intensity, solar, battery, and Kepler pod energy.
 
-prometheus-api-client is synchronous (requests), so every query runs in a thread
-(``asyncio.to_thread``); retries use the package's ``RetryPolicy`` instead of urllib3's, and
-its errors are translated here, once. Queries are always evaluated at the injected clock's
-time, which is also how tests query backfilled historical data.
+Talks to Prometheus' HTTP API directly (``GET /api/v1/query`` and ``/api/v1/query_range``)
+with httpx, as the other providers do; retries use the package's ``RetryPolicy`` and HTTP
+errors are translated here, once. Queries are always evaluated at the injected clock's time,
+which is also how tests query backfilled historical data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -16,13 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
+import httpx
 
-from .errors import BadSignalData, ForecastNotSupported, ProviderUnavailable, SignalConfigError
-from .retry import RetryPolicy
+from .errors import (
+    AuthenticationFailed,
+    BadSignalData,
+    ForecastNotSupported,
+    ProviderUnavailable,
+    RateLimited,
+    SignalConfigError,
+)
+from .retry import RetryPolicy, parse_retry_after
 from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind, ensure_utc
 
 __all__ = [
@@ -34,10 +39,14 @@ __all__ = [
     "pod_energy_joules",
 ]
 
+log = logging.getLogger(__name__)
+
 Sample = tuple[dict[str, str], datetime, float]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})  # 503: Prometheus' query timeout / overload
+_BAD_QUERY_STATUS = frozenset({400, 422})  # bad_data (parse error) / execution error
 
 
 def parse_duration(text: str) -> timedelta:
@@ -62,6 +71,21 @@ def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(float(value), tz=timezone.utc)
 
 
+def _api_error(response: httpx.Response) -> str:
+    """``HTTP 400 bad_data: <error>`` from a Prometheus error body, else the start of the body."""
+    try:
+        body = response.json()
+        return f"HTTP {response.status_code} {body['errorType']}: {body['error']}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _expect(data: Any, result_type: str, url: str, query: str) -> None:
+    kind = data.get("resultType") if isinstance(data, dict) else None
+    if kind != result_type:
+        raise BadSignalData(f"prometheus {url}: {query} returned a {kind}, expected a {result_type}")
+
+
 @dataclass
 class PrometheusSource:
     """One Prometheus server, queried asynchronously at the injected clock's time."""
@@ -71,46 +95,84 @@ class PrometheusSource:
     timeout: float = 10.0
     headers: Mapping[str, str] | None = None
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3, base_seconds=0.2, cap_seconds=5.0))
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._client = PrometheusConnect(
-            url=self.url.rstrip("/"), headers=dict(self.headers or {}), retry=Retry(total=0),
-            timeout=self.timeout,  # type: ignore[arg-type]  # requests accepts float seconds
-        )
+    def _http(self) -> httpx.AsyncClient:
+        # Pooled connections belong to one event loop; a new loop (tests run one per call) gets a new client.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(headers=dict(self.headers or {}), timeout=self.timeout,
+                                             follow_redirects=True)  # as requests did
+            self._loop = loop
+        return self._client
 
-    async def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        last: Exception | None = None
+    async def aclose(self) -> None:
+        client, loop = self._client, self._loop
+        self._client = self._loop = None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    async def _call(self, endpoint: str, what: str, params: Mapping[str, str | float]) -> Any:
+        """``data`` of a successful API answer, with retries; errors become ``SignalError``s."""
+        url = f"{self.url.rstrip('/')}/api/v1/{endpoint}"
+        last: httpx.HTTPError | None = None
+        retry_after: float | None = None
         for attempt in range(self.retry.attempts):
+            retry_after = None
             try:
-                return await asyncio.to_thread(fn)
-            except PrometheusApiClientException as exc:
-                if "HTTP Status Code 400" in str(exc) or "HTTP Status Code 422" in str(exc):
-                    raise SignalConfigError(f"prometheus {self.url}: bad query {what}: {str(exc)[:300]}") from exc
+                response = await self._http().get(url, params=params)
+            except httpx.RequestError as exc:  # connection errors, timeouts, too many redirects
                 last = exc
-            except requests.RequestException as exc:
-                last = exc
+            else:
+                status = response.status_code
+                if status < 300:
+                    try:
+                        body = response.json()
+                    except ValueError as exc:
+                        raise BadSignalData(f"prometheus {self.url}: {endpoint} did not return JSON") from exc
+                    if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
+                        raise BadSignalData(f"prometheus {self.url}: unexpected answer for {what}: {str(body)[:200]}")
+                    return body["data"]
+                last = httpx.HTTPStatusError(_api_error(response), request=response.request, response=response)
+                if status in _BAD_QUERY_STATUS:
+                    raise SignalConfigError(f"prometheus {self.url}: bad query {what}: {str(last)[:500]}") from last
+                if status in (401, 403):
+                    raise AuthenticationFailed(
+                        f"prometheus {self.url}: {endpoint} refused our credentials (HTTP {status})") from last
+                if status not in _RETRYABLE_STATUS:
+                    raise ProviderUnavailable(f"prometheus {self.url}: {what} failed: {last}") from last
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            log.info("prometheus %s: %s failed (%s), attempt %d", self.url, endpoint, last, attempt + 1)
             if attempt + 1 < self.retry.attempts:
-                await self.retry.sleep(self.retry.backoff(attempt))
-        raise ProviderUnavailable(f"prometheus {self.url}: {what} failed: {type(last).__name__}: {last}") from last
+                await self.retry.sleep(self.retry.delay_for(attempt, retry_after))
+        assert last is not None
+        message = f"prometheus {self.url}: {what} failed: {type(last).__name__}: {last}"
+        if isinstance(last, httpx.HTTPStatusError) and last.response.status_code == 429:
+            raise RateLimited(message, retry_after=retry_after) from last
+        raise ProviderUnavailable(message) from last
 
     async def instant(self, query: str, at: datetime | None = None) -> list[Sample]:
         """Instant vector at ``at`` (default now): ``[(labels, timestamp, value)]``."""
         when = ensure_utc(at or self.now())
-        result = await self._call(query, lambda: self._client.custom_query(query, params={"time": when.timestamp()}))
+        data = await self._call("query", query, {"query": query, "time": when.timestamp()})
+        _expect(data, "vector", self.url, query)
         try:
-            return [(dict(r["metric"]), _ts(r["value"][0]), float(r["value"][1])) for r in result]
+            return [(dict(r["metric"]), _ts(r["value"][0]), float(r["value"][1])) for r in data["result"]]
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise BadSignalData(f"prometheus {self.url}: unexpected result for {query}") from exc
 
     async def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[tuple[dict[str, str], list[tuple[datetime, float]]]]:
         """Range query: ``[(labels, [(timestamp, value), ...])]``."""
-        step_s = f"{max(1, int(step.total_seconds()))}s"
-        result = await self._call(
-            query,
-            lambda: self._client.custom_query_range(query, start_time=ensure_utc(start), end_time=ensure_utc(end), step=step_s),
-        )
+        # Whole seconds, as before: Prometheus aligns the returned samples to start + k * step.
+        params: dict[str, str | float] = {
+            "query": query, "start": round(ensure_utc(start).timestamp()), "end": round(ensure_utc(end).timestamp()),
+            "step": f"{max(1, int(step.total_seconds()))}s",
+        }
+        data = await self._call("query_range", query, params)
+        _expect(data, "matrix", self.url, query)
         try:
-            return [(dict(r["metric"]), [(_ts(t), float(v)) for t, v in r["values"]]) for r in result]
+            return [(dict(r["metric"]), [(_ts(t), float(v)) for t, v in r["values"]]) for r in data["result"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BadSignalData(f"prometheus {self.url}: unexpected range result for {query}") from exc
 
@@ -204,7 +266,7 @@ class PrometheusCarbonProvider:
                       kind=SeriesKind.ACTUAL, zone=self.zone)
 
     async def aclose(self) -> None:
-        return None
+        await self.prom.aclose()
 
 
 @dataclass(frozen=True)
@@ -262,6 +324,9 @@ class PrometheusEnergy:
         values = ranged[0][1] if len(ranged) == 1 else []
         observed = values[-1][0] if values else ensure_utc(end)
         return Series(points=tuple(values), unit=WATTS, source="prometheus:solar", observed_at=observed)
+
+    async def aclose(self) -> None:
+        await self.prom.aclose()
 
 
 def _label_value(value: str) -> str:
