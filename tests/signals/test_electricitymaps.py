@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from kubernetes.client import V1Secret
 
 from carbonshift.signals import (
     BadSignalData,
@@ -127,16 +126,24 @@ def test_forecast_outage_falls_back_to_weekly_profile(fake_api: Any, retry: Retr
 
 
 def test_read_secret_key_decodes_and_never_echoes() -> None:
-    class FakeCoreV1:
-        def read_namespaced_secret(self, name: str, namespace: str) -> V1Secret:
-            assert (name, namespace) == ("em", "ops")
-            return V1Secret(data={"token": base64.b64encode(TOKEN.encode()).decode()})
+    def get_secret(namespace: str, name: str) -> dict[str, Any]:  # a Secret as the API returns it
+        assert (namespace, name) == ("ops", "em")
+        return {"kind": "Secret", "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
+                "stringData": {"plain": f" {TOKEN} "}}
 
-    assert read_secret_key(FakeCoreV1(), "em", "ops", "token") == TOKEN  # type: ignore[arg-type]
-    assert KubernetesSecretReader(FakeCoreV1()).read("em", "ops", "token") == TOKEN  # type: ignore[arg-type]
+    assert read_secret_key(get_secret, "em", "ops", "token") == TOKEN
+    assert read_secret_key(get_secret, "em", "ops", "plain") == TOKEN
+    assert KubernetesSecretReader(get_secret).read("em", "ops", "token") == TOKEN
     with pytest.raises(SignalConfigError) as err:
-        read_secret_key(FakeCoreV1(), "em", "ops", "missing")  # type: ignore[arg-type]
-    assert TOKEN not in str(err.value)
+        read_secret_key(get_secret, "em", "ops", "missing")
+    assert TOKEN not in str(err.value) and "ops/em" in str(err.value) and "missing" in str(err.value)
+
+    def broken(namespace: str, name: str) -> dict[str, Any]:
+        raise ConnectionError(f"refused while sending {TOKEN}")
+
+    with pytest.raises(SignalConfigError) as err:
+        read_secret_key(broken, "em", "ops", "token")
+    assert TOKEN not in str(err.value) and "ConnectionError" in str(err.value)
 
 
 def test_stale_forecast_raises_and_profile_is_available_on_request(fake_api: Any, retry: RetryPolicy) -> None:

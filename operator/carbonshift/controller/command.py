@@ -2,6 +2,9 @@
 
 Order of start-up: settings -> hub client -> leader election (only the leader goes on) ->
 /metrics -> Kopf with the scheduler in its memo. Losing the lease stops the process.
+
+API calls go through kube.KubeApi (aiohttp); the official ``kubernetes`` package is never
+imported here (it alone cost ~65 MB RSS).
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ import logging
 import os
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-import kopf
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
+from carbonshift.controller.nokube import kubernetes_hidden
 
-from carbonshift.controller import handlers  # noqa: F401 - registers the Kopf handlers
+with kubernetes_hidden():  # Kopf would import the official client just because it is installed
+    import kopf
+
+    from carbonshift.controller import handlers  # noqa: F401 - registers the Kopf handlers
+
 from carbonshift.controller.clock import AcceleratedClock, Clock, SystemClock
 from carbonshift.controller.cycle import Scheduler
-from carbonshift.controller.kube import KubeApi
+from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, secret_path
+from carbonshift.controller.kubeconfig import Connection, KubeconfigError, resolve_connection
 from carbonshift.controller.leader import LeaderElector
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.metrics import Metrics
@@ -62,15 +68,16 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
     return settings.model_copy(update=overrides)
 
 
-def _hub_client(kubeconfig: Path | None) -> k8s.ApiClient:
+def _hub_connection(kubeconfig: Path | None) -> Connection:
+    """--kubeconfig; else the in-cluster ServiceAccount; else $KUBECONFIG or ~/.kube/config."""
     if kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(kubeconfig)  # Kopf's own login reads it too
-        return k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    try:
-        k8s_config.load_incluster_config()
-        return k8s.ApiClient()
-    except k8s_config.ConfigException:
-        return k8s_config.new_client_from_config()
+    return resolve_connection(kubeconfig)
+
+
+def _max_connections(settings: OperatorSettings) -> int:
+    # The scheduling cycle runs up to 2 x api_workers calls at once; leave room for the rest.
+    return max(DEFAULT_MAX_CONNECTIONS, 4 * settings.api_workers)
 
 
 def build_clock(settings: OperatorSettings) -> Clock:
@@ -82,8 +89,16 @@ def build_clock(settings: OperatorSettings) -> Clock:
 
 
 async def operate(settings: OperatorSettings, kubeconfig: Path | None, identity: str) -> int:
-    executor = ThreadPoolExecutor(max_workers=settings.api_workers, thread_name_prefix="kube")
-    hub = KubeApi(_hub_client(kubeconfig), executor, name="hub")
+    hub = KubeApi(_hub_connection(kubeconfig), name="hub", max_connections=_max_connections(settings))
+    registry = MemberRegistry(hub, settings.member_probe_seconds, max_connections=_max_connections(settings))
+    try:
+        return await _operate(settings, hub, registry, identity)
+    finally:
+        await registry.aclose()
+        await hub.aclose()
+
+
+async def _operate(settings: OperatorSettings, hub: KubeApi, registry: MemberRegistry, identity: str) -> int:
     stop = asyncio.Event()
     lost = asyncio.Event()
     keeper = None
@@ -95,10 +110,15 @@ async def operate(settings: OperatorSettings, kubeconfig: Path | None, identity:
     clock = build_clock(settings)
     metrics = Metrics()
     metrics.serve(settings.metrics_port, settings.metrics_host)
-    secrets = KubernetesSecretReader(k8s.CoreV1Api(hub.api_client))
+
+    def get_secret(namespace: str, name: str) -> Any:
+        # Synchronous on purpose: providers are built from synchronous code, and rarely.
+        return hub.get_sync(secret_path(namespace, name))
+
+    secrets = KubernetesSecretReader(get_secret)
     scheduler = Scheduler(
         hub=hub,
-        registry=MemberRegistry(hub, executor, settings.member_probe_seconds),
+        registry=registry,
         signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon),
         clock=clock, settings=settings, metrics=metrics,
     )
@@ -115,7 +135,6 @@ async def operate(settings: OperatorSettings, kubeconfig: Path | None, identity:
         watcher.cancel()
         if keeper is not None:
             await keeper
-        executor.shutdown(wait=False, cancel_futures=True)
     return 1 if lost.is_set() else 0
 
 
@@ -126,4 +145,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(args)
     identity = args.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
-    return asyncio.run(operate(settings, args.kubeconfig, identity))
+    try:
+        return asyncio.run(operate(settings, args.kubeconfig, identity))
+    except KubeconfigError as exc:  # no usable hub connection: say why, without a traceback
+        log.error("cannot connect to the hub: %s", exc)
+        return 2

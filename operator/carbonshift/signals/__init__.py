@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from .cache import TTLCache
 from .carbonawaresdk import CarbonAwareSdkProvider
-from .credentials import KubernetesSecretReader, Redacted, SecretReader, StaticSecretReader, read_secret_key
+from .credentials import (
+    KubernetesSecretReader,
+    Redacted,
+    SecretGetter,
+    SecretReader,
+    StaticSecretReader,
+    read_secret_key,
+)
 from .electricitymaps import ElectricityMapsProvider
 from .errors import (
     AuthenticationFailed,
@@ -71,6 +78,7 @@ __all__ = [
     "RateLimited",
     "Redacted",
     "RetryPolicy",
+    "SecretGetter",
     "SecretReader",
     "Series",
     "SeriesKind",

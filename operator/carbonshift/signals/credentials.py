@@ -1,23 +1,27 @@
 """Reading provider credentials from Kubernetes Secrets, without ever logging them.
 
-``read_secret_key`` is the one function that touches the Kubernetes API; ``SecretReader`` is
-the protocol the factory takes, so tests and offline demos can pass a dict-backed reader.
+``read_secret_key`` is the one function that reads a Secret, through a ``SecretGetter`` (any
+``(namespace, name) -> Secret as JSON`` callable, such as the operator's ``KubeApi.get_sync`` on
+the Secret's path); ``SecretReader`` is the protocol the factory takes, so tests and offline
+demos can pass a dict-backed reader.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .errors import SignalConfigError
 
-if TYPE_CHECKING:  # the kubernetes client is heavy; only its type is needed here
-    from kubernetes.client import CoreV1Api
+__all__ = ["SecretGetter", "SecretReader", "KubernetesSecretReader", "StaticSecretReader", "Redacted",
+           "read_secret_key", "secret_ref"]
 
-__all__ = ["SecretReader", "KubernetesSecretReader", "StaticSecretReader", "Redacted", "read_secret_key", "secret_ref"]
+# (namespace, name) -> the Secret as the API returns it (JSON: ``data`` base64, maybe ``stringData``).
+# Synchronous: providers are built from synchronous code, and Secrets are read rarely.
+SecretGetter = Callable[[str, str], Mapping[str, Any]]
 
 
 class Redacted:
@@ -43,14 +47,16 @@ class SecretReader(Protocol):
     def read(self, name: str, namespace: str, key: str) -> str: ...
 
 
-def read_secret_key(api: CoreV1Api, name: str, namespace: str, key: str) -> str:
+def read_secret_key(get_secret: SecretGetter, name: str, namespace: str, key: str) -> str:
     """One decoded key of a Secret; errors name the Secret and key, never the value."""
     try:
-        secret = api.read_namespaced_secret(name=name, namespace=namespace)
-    except Exception as exc:  # kubernetes.client.ApiException, urllib3 errors, ...
+        secret = get_secret(namespace, name)
+    except Exception as exc:  # KubeError, connection errors, ...
         raise SignalConfigError(f"cannot read Secret {namespace}/{name}: {type(exc).__name__}") from exc
-    data = secret.data or {}
-    string_data = getattr(secret, "string_data", None) or {}
+    if not isinstance(secret, Mapping):
+        raise SignalConfigError(f"cannot read Secret {namespace}/{name}: not a Secret object")
+    data = secret.get("data") or {}
+    string_data = secret.get("stringData") or {}
     if key in data:
         try:
             return base64.b64decode(data[key], validate=True).decode("utf-8").strip()
@@ -63,12 +69,12 @@ def read_secret_key(api: CoreV1Api, name: str, namespace: str, key: str) -> str:
 
 @dataclass
 class KubernetesSecretReader:
-    """``SecretReader`` backed by a ``CoreV1Api``."""
+    """``SecretReader`` backed by a ``SecretGetter`` (e.g. the hub's synchronous GET)."""
 
-    api: CoreV1Api
+    get_secret: SecretGetter
 
     def read(self, name: str, namespace: str, key: str) -> str:
-        return read_secret_key(self.api, name, namespace, key)
+        return read_secret_key(self.get_secret, name, namespace, key)
 
 
 @dataclass
