@@ -19,7 +19,6 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,46 +26,29 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from carbonshift.api import CarbonAwareJob, CarbonPolicy, CarbonPolicySpec, MemberCluster
+from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.controller.clock import Clock
-from carbonshift.controller.events import post_event
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
 from carbonshift.controller.manifests import (
-    LABEL_JOB_UID, LABEL_MEMBER, MANAGED_SELECTOR, build_member_job, job_progress,
+    LABEL_JOB_UID, build_member_job, job_progress,
 )
 from carbonshift.controller.members import MemberRegistry
+from carbonshift.controller.memberwatch import MemberJobCache
 from carbonshift.controller.metrics import Metrics
+from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import core_job, decision_from_plan, planner_options, saved_display
 from carbonshift.controller.validation import EffectivePolicy, allowed_regions, job_problems, resolve_policy
+from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World, has_finalizer
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"Succeeded", "Failed"}
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
-
-
-@dataclass
-class World:
-    """The hub's objects as last seen by the watches (fed by the Kopf event handlers)."""
-
-    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    members: dict[str, dict[str, Any]] = field(default_factory=dict)
-    first_seen: dict[str, float] = field(default_factory=dict)  # job uid -> monotonic time
-
-    def namespace_policies(self, namespace: str) -> dict[str, CarbonPolicySpec]:
-        result = {}
-        for (ns, name), body in self.policies.items():
-            if ns == namespace:
-                try:
-                    result[name] = CarbonPolicy.model_validate(body).spec
-                except ValidationError:
-                    continue
-        return result
+SYNC_WAIT_S = 5.0  # how long a cycle waits for a member's first list of Jobs
+CLEANUP_RETRY_S = 10.0  # a deleted job whose copy cannot be removed yet is retried this often
 
 
 @dataclass
@@ -80,6 +62,7 @@ class JobContext:
     status: dict[str, Any]
     patch: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, bool]] = field(default_factory=list)
+    plan: Plan | None = None  # this cycle's plan, when it holds capacity
 
     @property
     def key(self) -> str:
@@ -129,15 +112,35 @@ class Scheduler:
         self.settings = settings
         self.metrics = metrics
         self.world = world or World()
+        self.recorder = EventRecorder(hub, metrics)
         self._wake = asyncio.Event()
-        self._semaphore = asyncio.Semaphore(settings.api_workers * 2)
-        self._more_due = False
+        # Writes run as tasks beside the cycle (a slow API server must not hold back planning);
+        # this bounds how many jobs have writes in flight at once.
+        self._semaphore = asyncio.Semaphore(settings.api_workers * 4)
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # job uid -> its writes in progress
+        self._inflight_plans: dict[str, Plan] = {}  # capacity held by dispatches in progress
+        self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
+        self._member_caches: dict[str, MemberJobCache] = {}
+        self._member_written: dict[str, float] = {}  # member -> monotonic time of its last status write
+        self._cleanup_after: dict[str, float] = {}  # deleted job uid -> monotonic time of next try
 
     # ----- loop --------------------------------------------------------------------------
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._loop(stop)
+        finally:
+            # Writes in flight finish (bounded by the request timeouts): a status write that was
+            # cut short is repeated by the next leader, but finishing is cheaper.
+            if self._inflight:
+                await asyncio.wait(list(self._inflight.values()), timeout=20)
+            for cache in self._member_caches.values():
+                await cache.stop()
+            await self.recorder.aclose()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -159,43 +162,66 @@ class Scheduler:
 
     # ----- one cycle ---------------------------------------------------------------------
     async def cycle(self) -> datetime | None:
-        """Runs one cycle; returns the next moment something is due (a start or a slot edge)."""
+        """Runs one cycle; returns the next moment something is due (a start or a slot edge).
+
+        Planning happens here; the writes it leads to run as one task per job (``_spawn``) and
+        the next cycle skips jobs whose writes are still in flight.
+        """
         view = await self._observe()
+        self._finalize_deleted(view)
         contexts, invalid = self._contexts(view)
-        await self._gather(self._flush(ctx) for ctx in invalid)
+        for ctx in invalid:
+            self._spawn(ctx, self._flush(ctx))
         waiting = [c for c in contexts if not c.current("memberJob")]
         dispatched = [c for c in contexts if c.current("memberJob")]
         await self._plan_waiting(waiting, dispatched, view)
         due = [c for c in waiting if self._due(c, view.now)]
-        later = [c for c in waiting if not self._due(c, view.now)]
-        # Decisions of jobs that wait are written first: a burst of dispatches must not delay them.
-        await self._gather(self._act_waiting(ctx, view) for ctx in later)
-        await self._gather(self._flush(ctx) for ctx in later)
-        # A bounded number of dispatches per cycle keeps cycles short under a burst; the rest are
-        # dispatched by the next cycle, which then starts at once.
-        limit = self.settings.max_dispatch_per_cycle
-        self._more_due = len(due) > limit
-        await self._gather(self._act_waiting(ctx, view) for ctx in due[:limit])
-        await self._gather(self._act_dispatched(ctx, view) for ctx in dispatched)
-        await self._gather(self._flush(ctx) for ctx in contexts)
+        for ctx in waiting:
+            if not self._due(ctx, view.now):
+                self._act_later(ctx)
+                if ctx.patch or ctx.events:
+                    self._spawn(ctx, self._flush(ctx))
+        # A bounded number of dispatches in flight keeps room for the other jobs' writes under a
+        # burst; the rest are dispatched by the next cycles, which then start at once.
+        room = max(0, self.settings.max_dispatch_per_cycle - len(self._inflight_plans))
+        more_due = len(due) > room
+        for ctx in due[:room]:
+            if ctx.plan is not None:
+                self._inflight_plans[ctx.uid] = ctx.plan
+            self._spawn(ctx, self._act_and_flush(ctx, self._act_waiting(ctx, view)))
+        for ctx in dispatched:
+            self._spawn(ctx, self._act_and_flush(ctx, self._act_dispatched(ctx, view)))
         await self._collect_orphans(view)
         self._update_job_metrics()
-        if self._more_due:
-            self._more_due = False
+        if more_due:
             return view.now
         return self._next_due(contexts, view.now)
+
+    def _spawn(self, ctx: JobContext, work: Any) -> None:
+        """Runs one job's writes as a task; the job is left alone by cycles until it ends."""
+        uid = ctx.uid
+
+        async def run() -> None:
+            try:
+                async with self._semaphore:
+                    await work
+            except Exception:  # one job's failure must not touch the others; the next cycle retries
+                log.exception("acting on %s failed", ctx.key)
+            finally:
+                self._inflight.pop(uid, None)
+                self._inflight_plans.pop(uid, None)
+
+        self._inflight[uid] = asyncio.create_task(run(), name=f"job-{ctx.key}")
+
+    async def _act_and_flush(self, ctx: JobContext, action: Any) -> None:
+        await action
+        await self._flush(ctx)
 
     def _due(self, ctx: JobContext, now: datetime) -> bool:
         decision = ctx.current("decision")
         if not decision or ctx.patch.get("phase") == "Pending":
             return False
         return ctx.policy.dry_run or _parse_time(decision["start"]) <= now
-
-    async def _gather(self, coroutines: Iterable[Any]) -> None:
-        async def limited(coro: Any) -> None:
-            async with self._semaphore:
-                await coro
-        await asyncio.gather(*(limited(c) for c in coroutines))
 
     async def _observe(self) -> CycleView:
         # Whole seconds: the planning grid starts exactly at "now", so "run now" is slot 0.
@@ -224,38 +250,69 @@ class Scheduler:
         member_jobs: dict[str, dict[str, dict[str, Any]]] = {}
 
         async def list_jobs(member: MemberCluster) -> None:
-            api = await self.registry.api(member)
-            try:
-                listed = await api.get(job_path(member.spec.job_namespace), {"labelSelector": MANAGED_SELECTOR})
-            except KubeError as exc:
-                if exc.not_found:
-                    member_jobs[member.metadata.name] = {}
-                    return
-                self.registry.mark_unreachable(member.metadata.name, str(exc))
-                healthy.pop(member.metadata.name, None)
-                return
             name = member.metadata.name
-            member_jobs[name] = {
-                j["metadata"]["labels"].get(LABEL_JOB_UID, ""): j for j in listed.get("items") or []
-                if j["metadata"]["labels"].get(LABEL_MEMBER, name) == name}
+            cache = self._member_cache(member)
+            if not cache.synced.is_set():
+                try:
+                    await asyncio.wait_for(cache.synced.wait(), timeout=SYNC_WAIT_S)
+                except asyncio.TimeoutError:
+                    self.registry.mark_unreachable(name, cache.error or f"{name}: its Jobs could not be listed yet")
+                    healthy.pop(name, None)
+                    return
+            member_jobs[name] = dict(cache.jobs)  # a snapshot: the watch goes on changing the cache
 
+        for gone in set(self._member_caches) - set(members):
+            await self._member_caches.pop(gone).stop()
         await asyncio.gather(*(list_jobs(m) for m in list(healthy.values())))
         await asyncio.gather(*(self._member_status(m, m.metadata.name in healthy, readings.get(m.spec.region),
                                                    member_jobs.get(m.metadata.name), now)
                                for m in members.values()))
         return CycleView(now, members, healthy, region_member, readings, member_jobs)
 
+    def _member_cache(self, member: MemberCluster) -> MemberJobCache:
+        """The member's list-then-watch view of its Jobs (restarted when its job namespace changes)."""
+        name = member.metadata.name
+        cache = self._member_caches.get(name)
+        if cache is None or cache.namespace != member.spec.job_namespace:
+            if cache is not None:
+                asyncio.ensure_future(cache.stop())
+            registry, current = self.registry, member
+
+            async def api() -> KubeApi:
+                return await registry.api(self._members_now().get(name, current))
+
+            cache = MemberJobCache(name, member.spec.job_namespace, api)
+            self._member_caches[name] = cache
+        cache.start()
+        return cache
+
+    def _members_now(self) -> dict[str, MemberCluster]:
+        result = {}
+        for name, body in self.world.members.items():
+            try:
+                result[name] = MemberCluster.model_validate(body)
+            except ValidationError:
+                continue
+        return result
+
+    def _cache_of(self, member: MemberCluster) -> MemberJobCache | None:
+        return self._member_caches.get(member.metadata.name)
+
     def _contexts(self, view: CycleView) -> tuple[list[JobContext], list[JobContext]]:
         contexts: list[JobContext] = []
         invalid: list[JobContext] = []
         members = list(view.members.values())
+        policies: dict[str, dict[str, CarbonPolicySpec]] = {}
+        live: set[str] = set()
         for (namespace, name), body in list(self.world.jobs.items()):
             meta = body.get("metadata") or {}
             status = body.get("status") or {}
-            if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL:
+            uid = str(meta.get("uid"))
+            live.add(uid)
+            if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL or uid in self._inflight:
                 continue
             try:
-                model = CarbonAwareJob.model_validate(body)
+                model = self._parsed(uid, body)
             except ValidationError as exc:
                 # Accepted by the API server but not by the model (e.g. maxDelay '99999999999h'
                 # matches the CRD's pattern but overflows): say so in status, never drop it silently.
@@ -270,7 +327,9 @@ class Scheduler:
                     ctx.event("Invalid", message, warning=True)
                     invalid.append(ctx)
                 continue
-            policy, problem = resolve_policy(model, self.world.namespace_policies(namespace), self.settings.defaults)
+            if namespace not in policies:
+                policies[namespace] = self.world.namespace_policies(namespace)
+            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults)
             problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
             if problems or policy is None:
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
@@ -291,7 +350,19 @@ class Scheduler:
             ctx = JobContext(body, model, policy, allowed_regions(model, policy, members), status)
             ctx.condition("Valid", True, "Valid", f"spec is valid; policy from {policy.source}", view.now)
             contexts.append(ctx)
+        for uid in set(self._models) - live:
+            del self._models[uid]
         return contexts, invalid
+
+    def _parsed(self, uid: str, body: dict[str, Any]) -> CarbonAwareJob:
+        """The job's model, parsed again only when its spec changed (a new generation)."""
+        generation = (body.get("metadata") or {}).get("generation")
+        cached = self._models.get(uid)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        model = CarbonAwareJob.model_validate({k: v for k, v in body.items() if k != "status"})
+        self._models[uid] = (generation, model)
+        return model
 
     # ----- planning ----------------------------------------------------------------------
     def _region_signals(self, view: CycleView, fresh_only: bool, max_age: timedelta) -> list[RegionSignals]:
@@ -333,7 +404,7 @@ class Scheduler:
     async def _plan_waiting(self, waiting: list[JobContext], dispatched: list[JobContext], view: CycleView) -> None:
         if not waiting:
             return
-        commitments = self._commitments(dispatched, view)
+        commitments = self._commitments(dispatched, view) + list(self._inflight_plans.values())
         groups: dict[tuple[Any, ...], list[JobContext]] = {}
         for ctx in waiting:
             fresh_only = ctx.policy.signal_fallback == "runNow"
@@ -363,6 +434,7 @@ class Scheduler:
                 self._adopt_plan(ctx, job, plan, view)
                 if plan.feasible and plan.region:
                     commitments.append(plan)
+                    ctx.plan = plan
 
     def _plan_one(self, ctx: JobContext, job: Job, snapshot: Any, commitments: list[Plan], options: PlannerOptions,
                   view: CycleView) -> Plan | None:
@@ -442,8 +514,6 @@ class Scheduler:
         ctx.set(**with_decision(ctx.status, decision), savedDisplay=saved_display(decision),
                 observedGeneration=ctx.generation)
         first = old is None
-        if first and ctx.uid in self.world.first_seen:
-            self.metrics.decision_latency.observe(time.monotonic() - self.world.first_seen[ctx.uid])
         summary = _summary(decision, plan)
         ctx.set(message=summary)
         ctx.condition("Scheduled", True, decision["reasons"][0]["code"] if decision["reasons"] else "Planned",
@@ -455,6 +525,11 @@ class Scheduler:
             ctx.event("Decided" if first else "Replanned", summary)  # else the Dispatched event says it
 
     # ----- acting: waiting jobs ------------------------------------------------------------
+    def _act_later(self, ctx: JobContext) -> None:
+        """A decided job whose start has not come: it waits (no API call unless its phase changes)."""
+        if ctx.current("decision") and ctx.patch.get("phase") != "Pending" and ctx.current("phase") != "Waiting":
+            ctx.set(phase="Waiting")
+
     async def _act_waiting(self, ctx: JobContext, view: CycleView) -> None:
         decision = ctx.current("decision")
         if not decision or ctx.patch.get("phase") == "Pending":
@@ -482,6 +557,8 @@ class Scheduler:
         suspend = bool(decision.get("slots")) and not _in_window(decision, view.now)
         existing = self._existing_copy(ctx, view)
         try:
+            if not await self._ensure_finalizer(ctx):
+                return  # being deleted (or gone): nothing may be created for it
             if existing is not None and existing[0] == member.metadata.name:
                 created = existing[1]
             else:
@@ -513,19 +590,65 @@ class Scheduler:
         await self.registry.ensure_namespace(api, namespace)
         manifest = build_member_job(ctx.body, job_namespace=namespace, member=member.metadata.name,
                                     region=member.spec.region, suspend=suspend)
+        cache = self._cache_of(member)
         try:
-            return await api.request("POST", job_path(namespace), manifest)
+            created = await api.request("POST", job_path(namespace), manifest)
         except KubeError as exc:
             if not exc.conflict:
                 raise
-        existing = await api.get(job_path(namespace, manifest["metadata"]["name"]))
-        if (existing["metadata"].get("labels") or {}).get(LABEL_JOB_UID) != ctx.uid:
-            raise KubeError(409, f"{member.metadata.name}: Job {namespace}/{manifest['metadata']['name']} exists "
-                                 "and belongs to something else")
-        return existing
+            created = await api.get(job_path(namespace, manifest["metadata"]["name"]))
+            if (created["metadata"].get("labels") or {}).get(LABEL_JOB_UID) != ctx.uid:
+                raise KubeError(409, f"{member.metadata.name}: Job {namespace}/{manifest['metadata']['name']} exists "
+                                     "and belongs to something else") from None
+        if cache is not None:
+            cache.record(created)
+        return created
+
+    async def _ensure_finalizer(self, ctx: JobContext) -> bool:
+        """Adds carbonshift's finalizer before anything is created in a member cluster.
+
+        Returns False when the job is being deleted or is gone: then nothing may be created.
+        The write names the resourceVersion it read, so a concurrent change to the list of
+        finalizers is never overwritten (409: read again, once).
+        """
+        meta = ctx.body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return False
+        if FINALIZER in (meta.get("finalizers") or []):
+            return True
+        path = caj_path(meta["namespace"], meta["name"])
+        body: dict[str, Any] = ctx.body
+        for attempt in range(2):
+            current = body["metadata"]
+            patch = {"metadata": {"finalizers": [*(current.get("finalizers") or []), FINALIZER],
+                                  "resourceVersion": current.get("resourceVersion")}}
+            try:
+                result = await self.hub.merge_patch(path, patch)
+                break
+            except KubeError as exc:
+                if exc.not_found:
+                    return False
+                if not exc.conflict or attempt:
+                    raise
+            body = await self.hub.get(path)
+            if str(body["metadata"].get("uid")) != ctx.uid or body["metadata"].get("deletionTimestamp"):
+                return False
+            if FINALIZER in (body["metadata"].get("finalizers") or []):
+                result = body
+                break
+        self.world.remember(result)
+        ctx.body = {**ctx.body, "metadata": {**meta, "finalizers": result["metadata"].get("finalizers"),
+                                             "resourceVersion": result["metadata"].get("resourceVersion")}}
+        return not result["metadata"].get("deletionTimestamp")
 
     # ----- acting: dispatched jobs -----------------------------------------------------------
     async def _act_dispatched(self, ctx: JobContext, view: CycleView) -> None:
+        if not has_finalizer(ctx.body):  # dispatched by a version that left the finalizer to Kopf
+            try:
+                if not await self._ensure_finalizer(ctx):
+                    return
+            except KubeError as exc:
+                log.info("finalizer on %s: %s", ctx.key, exc)
         ref = ctx.current("memberJob")
         decision = ctx.current("decision") or {}
         target = decision.get("cluster") or ref["cluster"]
@@ -569,6 +692,8 @@ class Scheduler:
                         moved: bool) -> None:
         why = "relocated" if moved else "its Job was missing in the member cluster (deleted by hand?)"
         try:
+            if not await self._ensure_finalizer(ctx):
+                return
             created = await self._create_member_job(ctx, member, bool(decision.get("slots"))
                                                     and not _in_window(decision, view.now))
         except KubeError as exc:
@@ -587,7 +712,10 @@ class Scheduler:
         meta = member_job["metadata"]
         api = await self.registry.api(member)
         try:
-            await api.merge_patch(job_path(meta["namespace"], meta["name"]), {"spec": {"suspend": suspend}})
+            patched = await api.merge_patch(job_path(meta["namespace"], meta["name"]), {"spec": {"suspend": suspend}})
+            cache = self._cache_of(member)
+            if cache is not None and patched:
+                cache.record(patched)
         except KubeError as exc:
             self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="suspend").inc()
             ctx.set(message=f"could not {'suspend' if suspend else 'resume'} in {member.metadata.name}: {exc}")
@@ -657,6 +785,9 @@ class Scheduler:
         try:
             await api.request("DELETE", job_path(member.spec.job_namespace, name),
                               {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+            cache = self._cache_of(member)
+            if cache is not None and ctx is not None:
+                cache.forget(ctx.uid)
         except KubeError as exc:
             if not exc.not_found:
                 self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="delete").inc()
@@ -706,6 +837,43 @@ class Scheduler:
         return None if mean is None else measured_wh * member.spec.pue / 1000.0 * mean
 
     # ----- deletion ------------------------------------------------------------------------
+    def _finalize_deleted(self, view: CycleView) -> None:
+        """Deleted jobs that still carry carbonshift's finalizer: remove their copies, then it."""
+        now = time.monotonic()
+        for body in list(self.world.jobs.values()):
+            meta = body.get("metadata") or {}
+            uid = str(meta.get("uid"))
+            finalizers = meta.get("finalizers") or []
+            if (not meta.get("deletionTimestamp") or uid in self._inflight
+                    or not ({FINALIZER, LEGACY_FINALIZER} & set(finalizers))
+                    or self._cleanup_after.get(uid, 0.0) > now):
+                continue
+            ctx = JobContext(body, None, None, (), body.get("status") or {})  # type: ignore[arg-type]
+            self._spawn(ctx, self._finalize(body))
+
+    async def _finalize(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        uid = str(meta["uid"])
+        remaining = await self.remove_member_jobs(body)
+        if remaining:
+            self._cleanup_after[uid] = time.monotonic() + CLEANUP_RETRY_S
+            log.warning("cannot reach %s to delete the copy of %s/%s; retrying in %.0f s", ", ".join(remaining),
+                        meta["namespace"], meta["name"], CLEANUP_RETRY_S)
+            return
+        self._cleanup_after.pop(uid, None)
+        for cache in self._member_caches.values():
+            cache.forget(uid)
+        keep = [f for f in meta.get("finalizers") or [] if f not in (FINALIZER, LEGACY_FINALIZER)]
+        try:
+            result = await self.hub.merge_patch(caj_path(meta["namespace"], meta["name"]), {
+                "metadata": {"finalizers": keep or None, "resourceVersion": meta.get("resourceVersion")}})
+        except KubeError as exc:
+            if not (exc.not_found or exc.conflict):  # conflict: the next cycle sees the newer object
+                log.warning("removing the finalizer of %s/%s: %s", meta["namespace"], meta["name"], exc)
+            return
+        if result:
+            self.world.remember(result)
+
     async def remove_member_jobs(self, body: dict[str, Any]) -> list[str]:
         """Deletes every copy of a deleted CarbonAwareJob; returns clusters that must be retried.
 
@@ -785,8 +953,11 @@ class Scheduler:
         if ready and (not last_seen or now - _parse_time(last_seen) > LAST_SEEN_RESOLUTION):
             desired["lastSeen"] = iso(now.replace(microsecond=0))
         patch = changed(status, desired)
+        if set(patch) == {"runningJobs"} and time.monotonic() - self._member_written.get(member.metadata.name, 0.0) < 10:
+            return  # a count that moves with every job finishing: written at most every 10 s
         if not patch:
             return
+        self._member_written[member.metadata.name] = time.monotonic()
         try:
             await self.hub.merge_patch(f"{CARBONSHIFT_API}/memberclusters/{member.metadata.name}/status",
                                        {"status": patch})
@@ -794,7 +965,7 @@ class Scheduler:
             log.info("MemberCluster %s status: %s", member.metadata.name, exc)
             return
         if status.get("ready") is not None and bool(status.get("ready")) != ready:
-            await post_event(self.hub, body, "Ready" if ready else "Unreachable", message, warning=not ready)
+            self.recorder.record(body, "Ready" if ready else "Unreachable", message, warning=not ready)
 
     async def _flush(self, ctx: JobContext) -> None:
         patch = changed(ctx.status, ctx.patch)
@@ -803,15 +974,20 @@ class Scheduler:
             try:
                 result = await self.hub.merge_patch(caj_path(meta["namespace"], meta["name"], "status"),
                                                     {"status": patch})
+                first_decision = "decision" in patch and not ctx.status.get("decision")
                 ctx.status = dict(result.get("status") or {}) if result else {**ctx.status, **patch}
-                self.world.jobs[(meta["namespace"], meta["name"])] = result or ctx.body
+                if result:
+                    self.world.remember(result)
+                seen = self.world.first_seen.get(ctx.uid)
+                if first_decision and seen is not None:  # measured when it is written, not planned
+                    self.metrics.decision_latency.observe(time.monotonic() - seen)
             except KubeError as exc:
                 log.warning("status of %s: %s", ctx.key, exc)
                 return
         ctx.patch = {}
         events, ctx.events = ctx.events, []
         for reason, message, warning in events:
-            await post_event(self.hub, ctx.body, reason, message, warning=warning)
+            self.recorder.record(ctx.body, reason, message, warning=warning)
 
     def _update_job_metrics(self) -> None:
         phases = Counter((b.get("status") or {}).get("phase") or "Pending" for b in self.world.jobs.values())

@@ -1,5 +1,9 @@
-"""Kopf handlers: plumbing only. Watch events feed the scheduler's world and wake it; the
-finalizer removes a deleted job's copies from member clusters. All decisions live in ``cycle``.
+"""Kopf handlers: plumbing only. Watch events feed the scheduler's world and wake it.
+
+There is deliberately no ``on.create``/``on.delete`` handler: those make Kopf PATCH every object
+(its finalizer and bookkeeping annotations), two writes per job. The scheduler adds its own
+finalizer only when it creates something in a member cluster, and removes it after cleaning up.
+All decisions live in ``cycle``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 import kopf
 
 from carbonshift.controller.cycle import Scheduler
+from carbonshift.controller.world import is_older, slim_job
 
 GROUP, VERSION = "carbonshift.io", "v1alpha1"
 log = logging.getLogger(__name__)
@@ -51,28 +56,18 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await _scheduler(memo).signals.aclose()
 
 
-def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], body: Any) -> None:
+def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], body: dict[str, Any]) -> None:
     if event.get("type") == "DELETED":
         table.pop(key, None)
-    else:
-        table[key] = dict(body)
-
-
-def _slim(body: Any) -> dict[str, Any]:
-    """A finished job only needs its identity and phase (orphan checks, metrics): keep memory flat."""
-    meta = body.get("metadata") or {}
-    status = body.get("status") or {}
-    if status.get("phase") not in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
-        return dict(body)
-    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "generation")},
-            "status": {"phase": status.get("phase")}}
+    elif not is_older(body, table.get(key)):
+        table[key] = body
 
 
 @kopf.on.event(GROUP, VERSION, "carbonawarejobs")
 def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     meta = body.get("metadata") or {}
-    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, _slim(body))
+    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, slim_job(body))
     if event.get("type") == "DELETED":
         scheduler.world.first_seen.pop(str(meta.get("uid")), None)
     else:
@@ -84,7 +79,7 @@ def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any)
 def policy_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     meta = body.get("metadata") or {}
-    _store(scheduler.world.policies, (meta.get("namespace"), meta.get("name")), event, body)
+    _store(scheduler.world.policies, (meta.get("namespace"), meta.get("name")), event, dict(body))
     scheduler.wake()
 
 
@@ -92,15 +87,7 @@ def policy_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: A
 def member_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     name = (body.get("metadata") or {}).get("name")
-    _store(scheduler.world.members, name, event, body)
+    _store(scheduler.world.members, name, event, dict(body))
     if event.get("type") == "DELETED":
         scheduler.registry.forget(str(name))
     scheduler.wake()
-
-
-@kopf.on.delete(GROUP, VERSION, "carbonawarejobs", id="remove-member-jobs")
-async def job_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    remaining = await _scheduler(memo).remove_member_jobs(dict(body))
-    if remaining:
-        raise kopf.TemporaryError(f"cannot reach {', '.join(remaining)} to delete the job's copy there; retrying",
-                                  delay=10)

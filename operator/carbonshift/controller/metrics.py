@@ -34,6 +34,8 @@ class Metrics:
                                        ["cluster", "operation"], registry=r)
         self.dispatches = Counter("carbonshift_dispatches_total", "Jobs created in member clusters.",
                                   ["cluster"], registry=r)
+        self.events_dropped = Counter("carbonshift_events_dropped_total",
+                                      "Kubernetes Events not posted because the event queue was full.", registry=r)
         self.member_ready = Gauge("carbonshift_member_ready", "1 when the member cluster is reachable.",
                                   ["cluster"], registry=r)
 

@@ -50,9 +50,10 @@ class OperatorSettings(BaseModel):
     lease_name: str = Field(default="carbonshift-leader", alias="leaseName")
     lease_seconds: float = Field(default=15.0, gt=1, alias="leaseSeconds")
     max_dispatch_per_cycle: int = Field(default=200, ge=1, alias="maxDispatchPerCycle",
-                                        description="Dispatches per scheduling cycle; the rest follow at once.")
+                                        description="Dispatches in flight at most; under a burst the rest follow in the next cycles.")
     api_workers: int = Field(default=16, ge=1, le=64, alias="apiWorkers",
-                             description="Threads for Kubernetes API calls (the client is synchronous).")
+                             description="Concurrency of Kubernetes API calls: up to 4 x this many jobs have "
+                                         "writes in flight at once.")
     defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
 
     @property

@@ -73,6 +73,8 @@ class SignalHub:
             if current.pending is not None:
                 current.pending.cancel()
             asyncio.ensure_future(current.provider.aclose())  # the replaced provider's connections
+            if current.energy is not None:
+                asyncio.ensure_future(current.energy.aclose())
         if current is None or current.key != key:
             config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
             config.setdefault("zone", spec.zone)
@@ -199,4 +201,6 @@ class SignalHub:
             if entry.pending is not None:
                 entry.pending.cancel()
             await entry.provider.aclose()
+            if entry.energy is not None:
+                await entry.energy.aclose()
         self._members.clear()

@@ -20,6 +20,15 @@ def iso(moment: datetime) -> str:
 
 def with_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str,
                    now: datetime, generation: int | None) -> list[dict[str, Any]]:
+    # Fast path: most cycles re-assert a condition that did not change (thousands per cycle).
+    wanted = "True" if status else "False"
+    for existing in conditions:
+        if existing.get("type") == type_:
+            if (existing.get("status") == wanted and existing.get("reason") == reason
+                    and existing.get("message") == message[:1024]
+                    and existing.get("observedGeneration") == generation):
+                return conditions
+            break
     models = [Condition.model_validate(c) for c in conditions]
     updated = set_condition(models, type_, ConditionStatus.TRUE if status else ConditionStatus.FALSE,
                             reason, message[:1024], now=now, observed_generation=generation)

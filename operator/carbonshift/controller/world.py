@@ -1,0 +1,94 @@
+"""The hub's objects as the scheduler last saw them, kept small.
+
+The watches deliver whole objects; the cycle reads a few fields of each. At thousands of jobs
+the difference is most of the operator's memory, so bodies are trimmed on the way in:
+managedFields and the copies of the spec that kubectl and Kopf keep in annotations are dropped,
+and a finished job keeps only what orphan checks and metrics read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from carbonshift.api import CarbonPolicy, CarbonPolicySpec
+
+TERMINAL = {"Succeeded", "Failed"}
+FINALIZER = "carbonshift.io/member-jobs"
+# Kopf's finalizer from versions that used Kopf's on.delete; removed like ours on deletion.
+LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+# Annotations that repeat the whole object: never read by the operator.
+_BULKY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",
+                      "carbonshift.io/last-handled-configuration", "kopf.zalando.org/last-handled-configuration")
+_META_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp",
+              "deletionTimestamp", "finalizers", "labels")
+
+
+def slim_job(body: Any) -> dict[str, Any]:
+    """A CarbonAwareJob with only the fields the scheduler uses (finished ones even less)."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    slim_meta = {k: meta[k] for k in _META_KEYS if meta.get(k) is not None}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _BULKY_ANNOTATIONS}
+    if annotations:
+        slim_meta["annotations"] = annotations
+    if status.get("phase") in TERMINAL and not meta.get("deletionTimestamp"):
+        return {"metadata": {k: slim_meta.get(k) for k in ("name", "namespace", "uid", "generation",
+                                                           "resourceVersion", "finalizers")},
+                "status": {"phase": status.get("phase"), "memberJob": status.get("memberJob")}}
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": slim_meta,
+            "spec": body.get("spec") or {}, "status": dict(status)}
+
+
+def resource_version(body: dict[str, Any] | None) -> int | None:
+    try:
+        return int(((body or {}).get("metadata") or {}).get("resourceVersion"))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_older(new: dict[str, Any], known: dict[str, Any] | None) -> bool:
+    """True when ``new`` is an older version of ``known`` (same object, lower resourceVersion).
+
+    The scheduler stores the API server's answer to its own status writes at once; a watch event
+    still in flight from before that write must not roll the view back (it would re-dispatch).
+    resourceVersions are opaque by contract, but etcd revisions in practice: when one is not an
+    integer the newer arrival simply wins.
+    """
+    if known is None or (new.get("metadata") or {}).get("uid") != (known.get("metadata") or {}).get("uid"):
+        return False
+    a, b = resource_version(new), resource_version(known)
+    return a is not None and b is not None and a < b
+
+
+def has_finalizer(body: dict[str, Any]) -> bool:
+    return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or [])
+
+
+@dataclass
+class World:
+    """The hub's objects as last seen by the watches (fed by the Kopf event handlers)."""
+
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first_seen: dict[str, float] = field(default_factory=dict)  # job uid -> monotonic time
+
+    def namespace_policies(self, namespace: str) -> dict[str, CarbonPolicySpec]:
+        result = {}
+        for (ns, name), body in self.policies.items():
+            if ns == namespace:
+                try:
+                    result[name] = CarbonPolicy.model_validate(body).spec
+                except ValidationError:
+                    continue
+        return result
+
+    def remember(self, body: dict[str, Any]) -> None:
+        """Stores an object the API server returned to one of the scheduler's own writes."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace"), meta.get("name"))
+        if not is_older(body, self.jobs.get(key)):
+            self.jobs[key] = slim_job(body)
