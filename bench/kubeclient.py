@@ -45,9 +45,12 @@ class Kube:
         with self._lock:
             self.requests += 1
 
-    def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
+                content_type: str | None = None) -> Any:
         self._count()
-        resp = self.http.request(method, path, content=json.dumps(body) if body is not None else None, params=params)
+        headers = {"Content-Type": content_type} if content_type else None
+        resp = self.http.request(method, path, content=json.dumps(body) if body is not None else None, params=params,
+                                 headers=headers)
         if resp.status_code >= 400 and not (method == "POST" and resp.status_code == 409):
             raise RuntimeError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
         return resp.json() if resp.content and resp.headers.get("content-type", "").startswith("application/json") else resp.text

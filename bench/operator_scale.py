@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import threading
@@ -81,6 +80,67 @@ def plain_job(name: str, pod_seconds: float) -> dict[str, Any]:
             "spec": {**tpl["spec"], "suspend": True}}
 
 
+SHADOW_GROUP = "bench.carbonshift.io"
+
+
+def install_shadow_crd(plane: LocalControlPlane) -> None:
+    """The CarbonAwareJob CRD, schema and CEL rules unchanged, under a group no operator watches."""
+    text = (common.REPO_ROOT / "crds" / "carbonshift.io_carbonawarejobs.yaml").read_text()
+    text = text.replace("name: carbonawarejobs.carbonshift.io", f"name: carbonawarejobs.{SHADOW_GROUP}")
+    text = text.replace("group: carbonshift.io", f"group: {SHADOW_GROUP}")
+    kubectl(plane, "hub", "apply", "-f", "-", input=text)
+    kubectl(plane, "hub", "wait", "--for=condition=Established", f"crd/carbonawarejobs.{SHADOW_GROUP}", "--timeout=30s")
+
+
+def lifecycle_statuses(name: str, now: str) -> list[dict[str, Any]]:
+    """The three status writes of a job that runs at once (dispatched, running, succeeded), shaped
+    like the operator's: conditions, the decision with its reasons, the member Job."""
+    conditions = [{"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now,
+                   "observedGeneration": 1}
+                  for t, r, m in (("Valid", "Valid", "spec is valid; policy from operator defaults"),
+                                  ("SignalsStale", "SignalsFresh", "all signals are fresh"),
+                                  ("Scheduled", "RunNow", "eu-gb via eu-gb: expected 180 g vs 200 g baseline"),
+                                  ("DeadlineAtRisk", "DeadlineSafe", f"planned to finish before {now}"),
+                                  ("Dispatched", "Dispatched", "Job created in eu-gb"))]
+    decision = {"region": "eu-gb", "cluster": "eu-gb", "start": now, "end": now, "decidedAt": now,
+                "expectedGrams": 180.0, "baselineGrams": 200.0, "savedGrams": 20.0,
+                "reasons": [{"code": "RunNow", "message": "no greener start within the allowed delay"}]}
+    member = {"cluster": "eu-gb", "namespace": "carbonshift-jobs", "name": f"{name}-0123abcd", "uid": "0"}
+    return [{"status": {"phase": "Dispatched", "decision": decision, "memberJob": member, "conditions": conditions,
+                        "message": "dispatched to eu-gb (eu-gb)"}},
+            {"status": {"phase": "Running", "message": "running in eu-gb"}},
+            {"status": {"phase": "Succeeded", "message": "succeeded in eu-gb: 180 gCO2eq (20 g saved)",
+                        "emissions": {"estimatedGrams": 180.0, "energyWattHours": 50.0}}}]
+
+
+def lifecycle_floor(kube: Kube, n: int, concurrency: int, pod_seconds: float, tag: str) -> float:
+    """Objects/s when a bare client makes the hub writes of n jobs' lives itself (no operator, no
+    member work): create, three status merge patches, one Event — what an ideal operator costs."""
+    ns = f"floor-{n}-{tag}"
+    kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    path = f"/apis/{SHADOW_GROUP}/v1alpha1/namespaces/{ns}/carbonawarejobs"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def life(i: int) -> None:
+        body = caj(f"floor-{i}", i, pod_seconds)
+        body["apiVersion"] = f"{SHADOW_GROUP}/v1alpha1"
+        created = kube.request("POST", path, body)
+        for status in lifecycle_statuses(body["metadata"]["name"], now):
+            kube.request("PATCH", f"{path}/{body['metadata']['name']}/status", status,
+                         content_type="application/merge-patch+json")
+        kube.request("POST", f"/api/v1/namespaces/{ns}/events", {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"floor-{i}.{tag}", "namespace": ns},
+            "involvedObject": {"apiVersion": body["apiVersion"], "kind": "CarbonAwareJob", "name": f"floor-{i}",
+                               "namespace": ns, "uid": created["metadata"]["uid"]},
+            "reason": "Dispatched", "message": "created Job in eu-gb", "type": "Normal",
+            "source": {"component": "bench"}, "firstTimestamp": now, "lastTimestamp": now, "count": 1})
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(life, range(n)))
+    return n / (time.monotonic() - t0)
+
+
 def decision_buckets(text: str) -> dict[float, float]:
     out: dict[float, float] = {}
     for (le,), v in metric_sums(text, "carbonshift_decision_latency_seconds_bucket", ("le",)).items():
@@ -95,12 +155,17 @@ class OperatorProc:
     kubeconfig: Path
     log_path: Path
     port: int = field(default_factory=free_port)
+    settings: dict[str, Any] = field(default_factory=dict)  # operator settings (the chart's keys)
     proc: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, float, float]] = field(default_factory=list)  # (t, rss MiB, cpu s)
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={self.kubeconfig}", "--no-leader-election",
                 f"--metrics-port={self.port}", "--cycle-seconds=1"]
+        if self.settings:
+            path = self.log_path.with_name("operator-settings.json")  # JSON is YAML
+            path.write_text(json.dumps(self.settings))
+            argv.append(f"--settings={path}")
         env = dict(os.environ, PYTHONPATH=str(common.REPO_ROOT / "operator"))
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -144,6 +209,29 @@ class OperatorProc:
 
     def log_tail(self, n: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+def plane_cpu() -> dict[str, float]:
+    """CPU seconds so far of each control-plane process of the bench's state dir, by component@cluster."""
+    state = os.environ["CARBONSHIFT_STATE_DIR"]
+    out: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if not args or not any(state in a for a in args):
+            continue
+        component = Path(args[0]).name
+        cluster = next((c for c in CLUSTERS for a in args
+                        if a.endswith(f"kubeconfig-{c}.yaml") or a.endswith(f"/{c}") or f"registry-{c}" in a), "")
+        key = f"{component}@{cluster}" if cluster else component
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
 
 
 def wait_for(pred: Any, timeout: float, what: str, interval: float = 0.5) -> None:
@@ -285,6 +373,9 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
     raw_rate = n / (t1 - t0)
     print(f"[{n}] raw Jobs: {raw_rate:.0f}/s", flush=True)
     time.sleep(2)
+    floor_rate = lifecycle_floor(hub, n, concurrency, pod_seconds, tag)
+    print(f"[{n}] job lives by a bare client (hub writes only): {floor_rate:.0f}/s", flush=True)
+    time.sleep(2)
 
     # 2. CarbonAwareJobs.
     ns = f"bench-{n}-{tag}"
@@ -301,6 +392,7 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
     counts_before = api_counts(kubes, texts_before)
     own_before = hub.requests
     s0 = op.sample()
+    cpu0 = plane_cpu()
     sampling = threading.Event()
 
     def sampler() -> None:
@@ -318,6 +410,7 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
         print(f"[{n}] {exc}; dispatched {len(tracker.dispatched)}", flush=True)
     t_disp = time.monotonic()
     s1 = op.sample()
+    cpu1 = plane_cpu()
     texts_after: dict[str, str] = {}
     counts_after = api_counts(kubes, texts_after)
     own = hub.requests - own_before - 1  # minus the hub /metrics scrape of "after"
@@ -361,6 +454,8 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
         "raw_jobs_per_s": round(raw_rate, 1), "caj_create_per_s": round(n / (c1 - c0), 1),
         "throughput_jobs_per_s": round(throughput, 1),
         "raw_over_throughput": round(raw_rate / throughput, 2) if throughput else None,
+        "floor_lives_per_s": round(floor_rate, 1),
+        "floor_over_throughput": round(floor_rate / throughput, 2) if throughput else None,
         "create_to_decision_s": {"p50": pct(decide_lat, 0.5), "p99": pct(decide_lat, 0.99), "max": max(decide_lat, default=None)},
         "create_to_dispatch_s": {"p50": pct(disp_lat, 0.5), "p99": pct(disp_lat, 0.99), "max": max(disp_lat, default=None)},
         "create_to_succeeded_s": {"p50": pct(done_lat, 0.5), "p99": pct(done_lat, 0.99)},
@@ -376,6 +471,8 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
                      "cpu_s": round(s1[2] - s0[2], 1), "cpu_cores_avg": round((s1[2] - s0[2]) / wall, 2) if wall else None,
                      "wall_s": round(wall, 1)},
         "regions": regions,
+        "plane_cpu_s": {k: round(v - cpu0.get(k, 0.0), 1) for k, v in sorted(cpu1.items(), key=lambda kv: -kv[1])
+                        if v - cpu0.get(k, 0.0) >= 0.5},
         "hub_api_mean_ms_by_verb": hub_latency(texts_before["hub"], texts_after["hub"]),
         "operator_cycles": cycle_stats(metrics_before, metrics_after),
         "profile_top": profile_summary(spy_path) if spy is not None else [],
@@ -417,17 +514,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pod-seconds", type=float, default=1.0)
     parser.add_argument("--profile-seconds", type=int, default=30, help="py-spy the operator this long (0: off)")
+    parser.add_argument("--operator-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="an operator setting (chart key, e.g. apiWorkers=8); repeatable")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     plane = LocalControlPlane()
     plane.up()
     register_members(plane)
+    install_shadow_crd(plane)
     for name, (zone, trace) in REGIONS.items():
         manifest = member_manifest(name, zone, trace, None, {"capacity": {"maxConcurrentJobs": 20000}})
         kubectl(plane, "hub", "apply", "-f", "-", input=json.dumps(manifest))
     kubes = {c: Kube(plane.kubeconfig(c), args.concurrency) for c in CLUSTERS}
     log_path = common.out_dir() / "operator.log"
-    op = OperatorProc(plane.kubeconfig("hub"), log_path)
+    settings = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.operator_setting)}
+    op = OperatorProc(plane.kubeconfig("hub"), log_path, settings=settings)
     op.start()
     results: list[dict[str, Any]] = []
     tag = time.strftime("%H%M%S")
@@ -442,6 +543,7 @@ def main() -> None:
         op.stop()
     plot_latency(results, common.img_dir() / "operator_latency.png")
     common.write_result("operator_scale", {"sizes": sizes, "results": results, "pod_seconds": args.pod_seconds,
+                                           "operator_settings": settings,
                                            "machine": common.machine(), "state_dir": os.environ["CARBONSHIFT_STATE_DIR"],
                                            "port_offset": os.environ["CARBONSHIFT_PORT_OFFSET"]})
 

@@ -31,7 +31,7 @@ from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignal
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
 from carbonshift.controller.manifests import (
-    LABEL_JOB_UID, build_member_job, job_progress,
+    ANNOTATION_SOURCE, LABEL_JOB_UID, build_member_job, job_progress,
 )
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.memberwatch import MemberJobCache
@@ -42,7 +42,7 @@ from carbonshift.controller.signalhub import RegionReading, SignalHub
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import core_job, decision_from_plan, planner_options, saved_display
 from carbonshift.controller.validation import EffectivePolicy, allowed_regions, job_problems, resolve_policy
-from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World, has_finalizer
+from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Scheduler:
             self._spawn(ctx, self._act_and_flush(ctx, self._act_waiting(ctx, view)))
         for ctx in dispatched:
             self._spawn(ctx, self._act_and_flush(ctx, self._act_dispatched(ctx, view)))
-        await self._collect_orphans(view)
+        self._collect_orphans(view)
         self._update_job_metrics()
         if more_due:
             return view.now
@@ -199,19 +199,20 @@ class Scheduler:
 
     def _spawn(self, ctx: JobContext, work: Any) -> None:
         """Runs one job's writes as a task; the job is left alone by cycles until it ends."""
-        uid = ctx.uid
+        self._spawn_work(ctx.uid, work, ctx.key)
 
+    def _spawn_work(self, uid: str, work: Any, what: str | None = None) -> None:
         async def run() -> None:
             try:
                 async with self._semaphore:
                     await work
             except Exception:  # one job's failure must not touch the others; the next cycle retries
-                log.exception("acting on %s failed", ctx.key)
+                log.exception("acting on %s failed", what or uid)
             finally:
                 self._inflight.pop(uid, None)
                 self._inflight_plans.pop(uid, None)
 
-        self._inflight[uid] = asyncio.create_task(run(), name=f"job-{ctx.key}")
+        self._inflight[uid] = asyncio.create_task(run(), name=f"work-{what or uid}")
 
     async def _act_and_flush(self, ctx: JobContext, action: Any) -> None:
         await action
@@ -557,8 +558,6 @@ class Scheduler:
         suspend = bool(decision.get("slots")) and not _in_window(decision, view.now)
         existing = self._existing_copy(ctx, view)
         try:
-            if not await self._ensure_finalizer(ctx):
-                return  # being deleted (or gone): nothing may be created for it
             if existing is not None and existing[0] == member.metadata.name:
                 created = existing[1]
             else:
@@ -604,58 +603,15 @@ class Scheduler:
             cache.record(created)
         return created
 
-    async def _ensure_finalizer(self, ctx: JobContext) -> bool:
-        """Adds carbonshift's finalizer before anything is created in a member cluster.
-
-        Returns False when the job is being deleted or is gone: then nothing may be created.
-        The write names the resourceVersion it read, so a concurrent change to the list of
-        finalizers is never overwritten (409: read again, once).
-        """
-        meta = ctx.body["metadata"]
-        if meta.get("deletionTimestamp"):
-            return False
-        if FINALIZER in (meta.get("finalizers") or []):
-            return True
-        path = caj_path(meta["namespace"], meta["name"])
-        body: dict[str, Any] = ctx.body
-        for attempt in range(2):
-            current = body["metadata"]
-            patch = {"metadata": {"finalizers": [*(current.get("finalizers") or []), FINALIZER],
-                                  "resourceVersion": current.get("resourceVersion")}}
-            try:
-                result = await self.hub.merge_patch(path, patch)
-                break
-            except KubeError as exc:
-                if exc.not_found:
-                    return False
-                if not exc.conflict or attempt:
-                    raise
-            body = await self.hub.get(path)
-            if str(body["metadata"].get("uid")) != ctx.uid or body["metadata"].get("deletionTimestamp"):
-                return False
-            if FINALIZER in (body["metadata"].get("finalizers") or []):
-                result = body
-                break
-        self.world.remember(result)
-        ctx.body = {**ctx.body, "metadata": {**meta, "finalizers": result["metadata"].get("finalizers"),
-                                             "resourceVersion": result["metadata"].get("resourceVersion")}}
-        return not result["metadata"].get("deletionTimestamp")
-
     # ----- acting: dispatched jobs -----------------------------------------------------------
     async def _act_dispatched(self, ctx: JobContext, view: CycleView) -> None:
-        if not has_finalizer(ctx.body):  # dispatched by a version that left the finalizer to Kopf
-            try:
-                if not await self._ensure_finalizer(ctx):
-                    return
-            except KubeError as exc:
-                log.info("finalizer on %s: %s", ctx.key, exc)
         ref = ctx.current("memberJob")
         decision = ctx.current("decision") or {}
         target = decision.get("cluster") or ref["cluster"]
         # A copy anywhere but the decided cluster is left over from a relocation: remove it.
         for name, jobs in view.member_jobs.items():
             if name != target and ctx.uid in jobs:
-                await self._delete_member_job(view.healthy[name], jobs[ctx.uid]["metadata"]["name"], ctx, view)
+                await self._delete_member_job(view.healthy[name], jobs[ctx.uid]["metadata"]["name"], ctx.uid, view)
         member = view.healthy.get(target)
         if member is None:
             reason = "MemberUnreachable" if target in view.members else "MemberMissing"
@@ -692,8 +648,6 @@ class Scheduler:
                         moved: bool) -> None:
         why = "relocated" if moved else "its Job was missing in the member cluster (deleted by hand?)"
         try:
-            if not await self._ensure_finalizer(ctx):
-                return
             created = await self._create_member_job(ctx, member, bool(decision.get("slots"))
                                                     and not _in_window(decision, view.now))
         except KubeError as exc:
@@ -775,19 +729,19 @@ class Scheduler:
         ctx.set(**with_decision(ctx.status, new), savedDisplay=saved_display(new),
                 message=f"relocating from {member.metadata.name} to {target.metadata.name}")
         await self._flush(ctx)
-        await self._delete_member_job(member, ctx.current("memberJob")["name"], ctx, view)
+        await self._delete_member_job(member, ctx.current("memberJob")["name"], ctx.uid, view)
         await self._recreate(ctx, target, new, view, moved=True)
         return True
 
-    async def _delete_member_job(self, member: MemberCluster, name: str, ctx: JobContext | None,
+    async def _delete_member_job(self, member: MemberCluster, name: str, uid: str | None,
                                  view: CycleView) -> None:
         api = await self.registry.api(member)
         try:
             await api.request("DELETE", job_path(member.spec.job_namespace, name),
                               {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
             cache = self._cache_of(member)
-            if cache is not None and ctx is not None:
-                cache.forget(ctx.uid)
+            if cache is not None and uid is not None:
+                cache.forget(uid)
         except KubeError as exc:
             if not exc.not_found:
                 self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="delete").inc()
@@ -838,7 +792,12 @@ class Scheduler:
 
     # ----- deletion ------------------------------------------------------------------------
     def _finalize_deleted(self, view: CycleView) -> None:
-        """Deleted jobs that still carry carbonshift's finalizer: remove their copies, then it."""
+        """Deleted jobs that still carry a finalizer of an earlier version: remove their copies, then it.
+
+        This version adds no finalizer: a deleted job's member Job is found by the orphan
+        collection in the next cycle (after the hub confirms the job is gone). A finalizer would
+        cost one more write per job and make deletions hang while the operator is down.
+        """
         now = time.monotonic()
         for body in list(self.world.jobs.values()):
             meta = body.get("metadata") or {}
@@ -903,25 +862,33 @@ class Scheduler:
         return retry
 
     # ----- housekeeping ----------------------------------------------------------------------
-    async def _collect_orphans(self, view: CycleView) -> None:
-        """Member Jobs whose CarbonAwareJob no longer exists are deleted (after checking the hub)."""
+    def _collect_orphans(self, view: CycleView) -> None:
+        """Member Jobs whose CarbonAwareJob no longer exists are deleted (after checking the hub).
+
+        This is how a deleted job's copy goes away (there is no finalizer), so it must not wait:
+        each orphan is checked and deleted by its own task, beside the cycle.
+        """
         known = {str(b["metadata"].get("uid")) for b in self.world.jobs.values()}
         for name, jobs in view.member_jobs.items():
             for uid, job in jobs.items():
-                if uid in known:
+                key = f"orphan:{name}:{uid}"
+                if uid in known or key in self._inflight or name not in view.healthy:
                     continue
-                source = (job["metadata"].get("annotations") or {}).get("carbonshift.io/source", "/")
-                namespace, _, caj_name = source.partition("/")
-                try:
-                    body = await self.hub.get(caj_path(namespace, caj_name))
-                    if str(body["metadata"].get("uid")) == uid:
-                        continue
-                except KubeError as exc:
-                    if not exc.not_found:
-                        continue
-                log.info("deleting orphan Job %s in %s (CarbonAwareJob %s is gone)",
-                         job["metadata"]["name"], name, source)
-                await self._delete_member_job(view.healthy[name], job["metadata"]["name"], None, view)
+                self._spawn_work(key, self._remove_orphan(view.healthy[name], uid, job, view))
+
+    async def _remove_orphan(self, member: MemberCluster, uid: str, job: dict[str, Any], view: CycleView) -> None:
+        source = (job["metadata"].get("annotations") or {}).get(ANNOTATION_SOURCE, "/")
+        namespace, _, caj_name = source.partition("/")
+        try:
+            body = await self.hub.get(caj_path(namespace, caj_name))
+            if str(body["metadata"].get("uid")) == uid:
+                return  # it exists: the watch has not shown it to us yet
+        except KubeError as exc:
+            if not exc.not_found:
+                return
+        log.info("deleting orphan Job %s in %s (CarbonAwareJob %s is gone)",
+                 job["metadata"]["name"], member.metadata.name, source)
+        await self._delete_member_job(member, job["metadata"]["name"], uid, view)
 
     async def _member_status(self, member: MemberCluster, ready: bool, reading: RegionReading | None,
                              jobs: dict[str, dict[str, Any]] | None, now: datetime) -> None:

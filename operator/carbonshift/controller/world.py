@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from carbonshift.api import CarbonPolicy, CarbonPolicySpec
 
 TERMINAL = {"Succeeded", "Failed"}
+# Finalizers of earlier versions (Kopf's on.delete): removed after cleanup when such a job is deleted.
 FINALIZER = "carbonshift.io/member-jobs"
-# Kopf's finalizer from versions that used Kopf's on.delete; removed like ours on deletion.
 LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 # Annotations that repeat the whole object: never read by the operator.
 _BULKY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",
@@ -61,10 +61,6 @@ def is_older(new: dict[str, Any], known: dict[str, Any] | None) -> bool:
         return False
     a, b = resource_version(new), resource_version(known)
     return a is not None and b is not None and a < b
-
-
-def has_finalizer(body: dict[str, Any]) -> bool:
-    return FINALIZER in ((body.get("metadata") or {}).get("finalizers") or [])
 
 
 @dataclass
