@@ -42,6 +42,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # No CRD/namespace scanning: the chart grants no such rights, and the resources are known.
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    # One idle worker task per object lingers this long after its last event: short, because a
+    # burst of thousands of jobs would otherwise keep thousands of tasks (and bodies) alive.
+    settings.batching.idle_timeout = 1.0
     settings.networking.request_timeout = 30
     scheduler = _scheduler(memo)
     memo["stop"] = asyncio.Event()
