@@ -348,34 +348,45 @@ def count_delta(before: dict[str, dict[tuple[str, ...], float]],
     return out
 
 
-def create_all(kube: Kube, path: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[float, float, dict[str, float]]:
-    """POSTs all bodies with ``concurrency`` threads; returns (start, end, per-name response time)."""
+def create_all(kube: Kube, path: str, bodies: list[dict[str, Any]], concurrency: int,
+               rate: float | None = None) -> tuple[float, float, dict[str, float]]:
+    """POSTs all bodies with ``concurrency`` threads, as fast as possible or paced at ``rate`` per
+    second (body i is sent at start + i / rate); returns (start, end, per-name response time)."""
     done: dict[str, float] = {}
+    t0 = time.monotonic()
 
-    def post(body: dict[str, Any]) -> None:
+    def post(item: tuple[int, dict[str, Any]]) -> None:
+        i, body = item
+        if rate:
+            time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
         kube.request("POST", path, body)
         done[body["metadata"]["name"]] = time.monotonic()
 
-    t0 = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(post, bodies))
+        list(pool.map(post, enumerate(bodies)))
     return t0, time.monotonic(), done
 
 
 def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int, pod_seconds: float,
-             tag: str, profile_s: int = 0) -> dict[str, Any]:
+             tag: str, profile_s: int = 0, rate: float | None = None) -> dict[str, Any]:
+    """One run of n jobs: created as fast as the client can (a burst) or paced at ``rate``/s."""
     hub = kubes["hub"]
-    # 1. raw batch/v1 Jobs on the hub, same client, same concurrency.
-    raw_ns = f"raw-{n}-{tag}"
-    hub.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": raw_ns}})
-    t0, t1, _ = create_all(hub, f"/apis/batch/v1/namespaces/{raw_ns}/jobs",
-                           [plain_job(f"raw-{i}", pod_seconds) for i in range(n)], concurrency)
-    raw_rate = n / (t1 - t0)
-    print(f"[{n}] raw Jobs: {raw_rate:.0f}/s", flush=True)
-    time.sleep(2)
-    floor_rate = lifecycle_floor(hub, n, concurrency, pod_seconds, tag)
-    print(f"[{n}] job lives by a bare client (hub writes only): {floor_rate:.0f}/s", flush=True)
-    time.sleep(2)
+    if rate:
+        tag = f"{tag}-paced"
+    raw_rate: float | None = None
+    floor_rate: float | None = None
+    if not rate:  # the API servers' own rates belong with the burst, not with a paced run
+        # 1. raw batch/v1 Jobs on the hub, same client, same concurrency.
+        raw_ns = f"raw-{n}-{tag}"
+        hub.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": raw_ns}})
+        t0, t1, _ = create_all(hub, f"/apis/batch/v1/namespaces/{raw_ns}/jobs",
+                               [plain_job(f"raw-{i}", pod_seconds) for i in range(n)], concurrency)
+        raw_rate = n / (t1 - t0)
+        print(f"[{n}] raw Jobs: {raw_rate:.0f}/s", flush=True)
+        time.sleep(2)
+        floor_rate = lifecycle_floor(hub, n, concurrency, pod_seconds, tag)
+        print(f"[{n}] job lives by a bare client (hub writes only): {floor_rate:.0f}/s", flush=True)
+        time.sleep(2)
 
     # 2. CarbonAwareJobs.
     ns = f"bench-{n}-{tag}"
@@ -402,7 +413,7 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
     threading.Thread(target=sampler, daemon=True).start()
     spy_path = common.out_dir() / f"profile-{n}.txt"
     spy = profile(op.pid, profile_s, spy_path) if profile_s > 0 else None
-    c0, c1, created = create_all(hub, path, [caj(f"caj-{i}", i, pod_seconds) for i in range(n)], concurrency)
+    c0, c1, created = create_all(hub, path, [caj(f"caj-{i}", i, pod_seconds) for i in range(n)], concurrency, rate)
     print(f"[{n}] CarbonAwareJobs created: {n / (c1 - c0):.0f}/s", flush=True)
     try:
         wait_for(lambda: len(tracker.dispatched) >= n or not op.alive(), timeout, f"{n} dispatches")
@@ -450,12 +461,12 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
     wall = s1[0] - s0[0]
     throughput = dispatched / (last_dispatch - c0) if dispatched else 0.0
     result = {
-        "jobs": n, "concurrency": concurrency, "dispatched": dispatched, "finished": len(tracker.finished),
-        "raw_jobs_per_s": round(raw_rate, 1), "caj_create_per_s": round(n / (c1 - c0), 1),
+        "jobs": n, "concurrency": concurrency, "mode": f"paced {rate:g}/s" if rate else "burst", "dispatched": dispatched, "finished": len(tracker.finished),
+        "raw_jobs_per_s": round(raw_rate, 1) if raw_rate else None, "caj_create_per_s": round(n / (c1 - c0), 1),
         "throughput_jobs_per_s": round(throughput, 1),
-        "raw_over_throughput": round(raw_rate / throughput, 2) if throughput else None,
-        "floor_lives_per_s": round(floor_rate, 1),
-        "floor_over_throughput": round(floor_rate / throughput, 2) if throughput else None,
+        "raw_over_throughput": round(raw_rate / throughput, 2) if throughput and raw_rate else None,
+        "floor_lives_per_s": round(floor_rate, 1) if floor_rate else None,
+        "floor_over_throughput": round(floor_rate / throughput, 2) if throughput and floor_rate else None,
         "create_to_decision_s": {"p50": pct(decide_lat, 0.5), "p99": pct(decide_lat, 0.99), "max": max(decide_lat, default=None)},
         "create_to_dispatch_s": {"p50": pct(disp_lat, 0.5), "p99": pct(disp_lat, 0.99), "max": max(disp_lat, default=None)},
         "create_to_succeeded_s": {"p50": pct(done_lat, 0.5), "p99": pct(done_lat, 0.99)},
@@ -494,7 +505,7 @@ def plot_latency(results: list[dict[str, Any]], path: Path) -> None:
         for r in results:
             values = np.sort(np.asarray(r["latencies"][key]))
             if values.size:
-                ax.plot(values, np.arange(1, values.size + 1) / values.size, label=f"{r['jobs']:,} jobs")
+                ax.plot(values, np.arange(1, values.size + 1) / values.size, label=f"{r['jobs']:,} jobs, {r.get('mode', 'burst')}")
         ax.axvline(1.0, color="k", ls=":", lw=1, label="1 s target (decision p99)" if key == "decision" else None)
         ax.set_xscale("log")
         ax.set_xlabel("seconds (log)")
@@ -514,6 +525,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pod-seconds", type=float, default=1.0)
     parser.add_argument("--profile-seconds", type=int, default=30, help="py-spy the operator this long (0: off)")
+    parser.add_argument("--paced-sizes", default="", help="sizes to run again with creates paced at --paced-rate")
+    parser.add_argument("--paced-rate", type=float, default=10.0, help="CarbonAwareJob creates per second when paced")
     parser.add_argument("--operator-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="an operator setting (chart key, e.g. apiWorkers=8); repeatable")
     args = parser.parse_args()
@@ -539,6 +552,8 @@ def main() -> None:
         print(f"operator up (pid {op.pid}), RSS {op.rss_mib():.0f} MiB", flush=True)
         for n in sizes:
             results.append(run_size(n, kubes, op, args.concurrency, args.pod_seconds, tag, args.profile_seconds))
+        for n in [int(x) for x in args.paced_sizes.split(",") if x]:
+            results.append(run_size(n, kubes, op, args.concurrency, args.pod_seconds, tag, 0, args.paced_rate))
     finally:
         op.stop()
     plot_latency(results, common.img_dir() / "operator_latency.png")
