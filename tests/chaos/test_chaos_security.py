@@ -32,9 +32,15 @@ def private_member(control_plane: Any, operator: Any) -> Any:
     wait_until(lambda: _member_ready(control_plane, "eu-gb-private"), timeout=60, what="eu-gb-private Ready",
                on_fail=operator.log_tail)
     yield owner
-    # The jobs first (their finalizer removes the member Jobs through this MemberCluster), then
-    # the MemberCluster: deleted the other way round, its Jobs would stay in eu-gb.
+    # The jobs first, and their Jobs in eu-gb gone (the operator's orphan collection removes them
+    # through this MemberCluster), then the MemberCluster: the other way round they would stay.
     control_plane.kubectl("hub", "delete", "namespace", owner, "--wait=true", "--timeout=90s", check=False)
+
+    def member_jobs_left() -> str:
+        return control_plane.kubectl("eu-gb", "get", "jobs", "-n", "private-jobs", "-o", "name",
+                                     "-l", f"carbonshift.io/job-namespace={owner}", check=False).stdout.strip()
+
+    wait_until(lambda: not member_jobs_left(), timeout=60, what="eu-gb-private's Jobs removed", on_fail=operator.log_tail)
     control_plane.kubectl("hub", "delete", "membercluster", "eu-gb-private", check=False)
 
 

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
 SYNC_WAIT_S = 5.0  # how long a cycle waits for a member's first list of Jobs
+RESYNC_S = 30.0  # a dispatched job with nothing new is still looked at this often
 CLEANUP_RETRY_S = 10.0  # a deleted job whose copy cannot be removed yet is retried this often
 
 
@@ -121,6 +122,7 @@ class Scheduler:
         self._inflight_plans: dict[str, Plan] = {}  # capacity held by dispatches in progress
         self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
         self._member_caches: dict[str, MemberJobCache] = {}
+        self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
         self._member_written: dict[str, float] = {}  # member -> monotonic time of its last status write
         self._cleanup_after: dict[str, float] = {}  # deleted job uid -> monotonic time of next try
 
@@ -190,12 +192,35 @@ class Scheduler:
                 self._inflight_plans[ctx.uid] = ctx.plan
             self._spawn(ctx, self._act_and_flush(ctx, self._act_waiting(ctx, view)))
         for ctx in dispatched:
-            self._spawn(ctx, self._act_and_flush(ctx, self._act_dispatched(ctx, view)))
+            if self._needs_attention(ctx, view):
+                self._spawn(ctx, self._act_and_flush(ctx, self._act_dispatched(ctx, view)))
         self._collect_orphans(view)
         self._update_job_metrics()
         if more_due:
             return view.now
         return self._next_due(contexts, view.now)
+
+    def _needs_attention(self, ctx: JobContext, view: CycleView) -> bool:
+        """Whether a dispatched job may need anything this cycle.
+
+        Cycles run on every watch event; with thousands of jobs running, acting on each of them
+        every time would be thousands of tasks per cycle for nothing. A job is looked at when its
+        own object, a copy of it in a member, or its member's reachability changed, when it
+        follows green windows (edges come with time), and at least every RESYNC_S.
+        """
+        if changed(ctx.status, ctx.patch) or (ctx.model.spec.interruptible and (ctx.current("decision") or {}).get("slots")):
+            return True
+        decision = ctx.current("decision") or {}
+        target = decision.get("cluster") or (ctx.current("memberJob") or {}).get("cluster")
+        fingerprint = (ctx.body["metadata"].get("resourceVersion"), target in view.healthy,
+                       tuple(sorted((name, jobs[ctx.uid]["metadata"].get("resourceVersion"))
+                                    for name, jobs in view.member_jobs.items() if ctx.uid in jobs)))
+        known = self._quiet.get(ctx.uid)
+        now = time.monotonic()
+        if known is not None and known[0] == fingerprint and now - known[1] < RESYNC_S:
+            return False
+        self._quiet[ctx.uid] = (fingerprint, now)
+        return True
 
     def _spawn(self, ctx: JobContext, work: Any) -> None:
         """Runs one job's writes as a task; the job is left alone by cycles until it ends."""
@@ -353,6 +378,8 @@ class Scheduler:
             contexts.append(ctx)
         for uid in set(self._models) - live:
             del self._models[uid]
+        for uid in set(self._quiet) - live:
+            del self._quiet[uid]
         return contexts, invalid
 
     def _parsed(self, uid: str, body: dict[str, Any]) -> CarbonAwareJob:
