@@ -327,7 +327,7 @@ class MemberClusterStatus(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     last_seen: AwareDatetime | None = Field(default=None, description="When the cluster's API server last answered.")
-    running_jobs: int | None = Field(default=None, ge=0, description="carbonshift Jobs running there now.")
+    running_jobs: int | None = Field(default=None, ge=0, description="carbonshift Jobs running there (recounted at most every 10 s).")
     signal: SignalObservation | None = Field(default=None, description="The latest carbon-intensity reading.")
     observed_generation: int | None = Field(default=None, ge=0, description="The .metadata.generation this status reflects.")
     message: str | None = Field(default=None, max_length=4096, description="Human-readable summary, e.g. why it is not ready.")

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
 SYNC_WAIT_S = 5.0  # how long a cycle waits for a member's first list of Jobs
+MEMBER_COUNT_S = 10.0  # a MemberCluster's runningJobs is recounted (and written) this often
+ORPHAN_SCAN_S = 2.0  # member Jobs are checked for a deleted CarbonAwareJob this often
+METRICS_S = 5.0  # the jobs-by-phase gauge is recomputed this often
 RESYNC_S = 30.0  # a dispatched job with nothing new is still looked at this often
 CLEANUP_RETRY_S = 10.0  # a deleted job whose copy cannot be removed yet is retried this often
 
@@ -123,8 +126,11 @@ class Scheduler:
         self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
         self._member_caches: dict[str, MemberJobCache] = {}
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
-        self._member_written: dict[str, float] = {}  # member -> monotonic time of its last status write
+        self._member_counted: dict[str, float] = {}  # member -> monotonic time runningJobs was counted
         self._cleanup_after: dict[str, float] = {}  # deleted job uid -> monotonic time of next try
+        self._backlog = False  # due jobs left for want of room in the last cycle
+        self._orphans_scanned = 0.0  # monotonic time of the last orphan scan
+        self._metrics_updated = 0.0
 
     # ----- loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -173,7 +179,8 @@ class Scheduler:
         self._finalize_deleted(view)
         contexts, invalid = self._contexts(view)
         for ctx in invalid:
-            self._spawn(ctx, self._flush(ctx))
+            if changed(ctx.status, ctx.patch) or ctx.events:
+                self._spawn(ctx, self._flush(ctx))
         waiting = [c for c in contexts if not c.current("memberJob")]
         dispatched = [c for c in contexts if c.current("memberJob")]
         await self._plan_waiting(waiting, dispatched, view)
@@ -181,12 +188,12 @@ class Scheduler:
         for ctx in waiting:
             if not self._due(ctx, view.now):
                 self._act_later(ctx)
-                if ctx.patch or ctx.events:
+                if changed(ctx.status, ctx.patch) or ctx.events:
                     self._spawn(ctx, self._flush(ctx))
         # A bounded number of dispatches in flight keeps room for the other jobs' writes under a
-        # burst; the rest are dispatched by the next cycles, which then start at once.
+        # burst; the rest are dispatched by the next cycles, started as dispatches finish.
         room = max(0, self.settings.max_dispatch_per_cycle - len(self._inflight_plans))
-        more_due = len(due) > room
+        self._backlog = len(due) > room
         for ctx in due[:room]:
             if ctx.plan is not None:
                 self._inflight_plans[ctx.uid] = ctx.plan
@@ -196,8 +203,6 @@ class Scheduler:
                 self._spawn(ctx, self._act_and_flush(ctx, self._act_dispatched(ctx, view)))
         self._collect_orphans(view)
         self._update_job_metrics()
-        if more_due:
-            return view.now
         return self._next_due(contexts, view.now)
 
     def _needs_attention(self, ctx: JobContext, view: CycleView) -> bool:
@@ -235,7 +240,9 @@ class Scheduler:
                 log.exception("acting on %s failed", what or uid)
             finally:
                 self._inflight.pop(uid, None)
-                self._inflight_plans.pop(uid, None)
+                if self._inflight_plans.pop(uid, None) is not None and self._backlog \
+                        and len(self._inflight_plans) <= self.settings.max_dispatch_per_cycle // 2:
+                    self.wake()  # room for the due jobs that waited (not once per job: planning costs)
 
         self._inflight[uid] = asyncio.create_task(run(), name=f"work-{what or uid}")
 
@@ -330,7 +337,7 @@ class Scheduler:
         members = list(view.members.values())
         policies: dict[str, dict[str, CarbonPolicySpec]] = {}
         live: set[str] = set()
-        for (namespace, name), body in list(self.world.jobs.items()):
+        for (namespace, name), body in self.world.active_jobs():
             meta = body.get("metadata") or {}
             status = body.get("status") or {}
             uid = str(meta.get("uid"))
@@ -826,7 +833,7 @@ class Scheduler:
         cost one more write per job and make deletions hang while the operator is down.
         """
         now = time.monotonic()
-        for body in list(self.world.jobs.values()):
+        for _, body in self.world.active_jobs():
             meta = body.get("metadata") or {}
             uid = str(meta.get("uid"))
             finalizers = meta.get("finalizers") or []
@@ -895,7 +902,10 @@ class Scheduler:
         This is how a deleted job's copy goes away (there is no finalizer), so it must not wait:
         each orphan is checked and deleted by its own task, beside the cycle.
         """
-        known = {str(b["metadata"].get("uid")) for b in self.world.jobs.values()}
+        if time.monotonic() - self._orphans_scanned < ORPHAN_SCAN_S:
+            return  # a scan walks every member Job: not on every cycle
+        self._orphans_scanned = time.monotonic()
+        known = self.world.uids
         for name, jobs in view.member_jobs.items():
             for uid, job in jobs.items():
                 key = f"orphan:{name}:{uid}"
@@ -932,7 +942,9 @@ class Scheduler:
                                          "Reachable" if ready else "Unreachable", message, now,
                                          body.get("metadata", {}).get("generation")),
         }
-        if jobs is not None:
+        recently = time.monotonic() - self._member_counted.get(member.metadata.name, 0.0) < MEMBER_COUNT_S
+        if jobs is not None and not recently:  # a count that moves with every job: at most every 10 s
+            self._member_counted[member.metadata.name] = time.monotonic()
             desired["runningJobs"] = sum(1 for j in jobs.values() if job_progress(j) == "Running")
         if reading is not None:
             if reading.current_g_per_kwh is not None and reading.observed_at is not None:
@@ -947,11 +959,8 @@ class Scheduler:
         if ready and (not last_seen or now - _parse_time(last_seen) > LAST_SEEN_RESOLUTION):
             desired["lastSeen"] = iso(now.replace(microsecond=0))
         patch = changed(status, desired)
-        if set(patch) == {"runningJobs"} and time.monotonic() - self._member_written.get(member.metadata.name, 0.0) < 10:
-            return  # a count that moves with every job finishing: written at most every 10 s
         if not patch:
             return
-        self._member_written[member.metadata.name] = time.monotonic()
         try:
             await self.hub.merge_patch(f"{CARBONSHIFT_API}/memberclusters/{member.metadata.name}/status",
                                        {"status": patch})
@@ -984,6 +993,9 @@ class Scheduler:
             self.recorder.record(ctx.body, reason, message, warning=warning)
 
     def _update_job_metrics(self) -> None:
+        if time.monotonic() - self._metrics_updated < METRICS_S:
+            return  # walks every job held: not on every cycle
+        self._metrics_updated = time.monotonic()
         phases = Counter((b.get("status") or {}).get("phase") or "Pending" for b in self.world.jobs.values())
         for phase in ("Pending", "Waiting", "Dispatched", "Running", "Suspended", "Succeeded", "Failed"):
             self.metrics.jobs.labels(phase=phase).set(phases.get(phase, 0))

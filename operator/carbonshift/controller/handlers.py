@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from carbonshift.controller.cycle import Scheduler
-from carbonshift.controller.world import is_older, slim_job
+from carbonshift.controller.world import is_older
 
 GROUP, VERSION = "carbonshift.io", "v1alpha1"
 log = logging.getLogger(__name__)
@@ -86,7 +86,10 @@ def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], bo
 async def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     meta = body.get("metadata") or {}
-    _store(scheduler.world.jobs, (meta.get("namespace"), meta.get("name")), event, slim_job(body))
+    if event.get("type") == "DELETED":
+        scheduler.world.drop_job(str(meta.get("namespace")), str(meta.get("name")))
+    else:
+        scheduler.world.put_job(dict(body))
     if event.get("type") == "DELETED":
         scheduler.world.first_seen.pop(str(meta.get("uid")), None)
     else:

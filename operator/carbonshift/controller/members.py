@@ -42,6 +42,7 @@ class MemberRegistry:
     _health: dict[str, Health] = field(default_factory=dict)
     _namespaces: set[tuple[str, str]] = field(default_factory=set)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
+    _reading: dict[str, asyncio.Lock] = field(default_factory=dict)  # member -> lock of its Secret read
 
     async def _kubeconfig(self, member: MemberCluster) -> dict[str, object] | None:
         ref = member.spec.kubeconfig_secret_ref
@@ -69,9 +70,16 @@ class MemberRegistry:
         fresh = self._fresh.get(name)
         if fresh is not None and fresh[1] == spec_key and time.monotonic() - fresh[0] < SECRET_TTL_S:
             return fresh[2]
-        api = await self._api_from_secret(member)
-        self._fresh[name] = (time.monotonic(), spec_key, api)
-        return api
+        # Single flight: when the TTL runs out, dozens of dispatches in flight ask at once; one
+        # of them reads the Secret, the others wait for its answer.
+        lock = self._reading.setdefault(name, asyncio.Lock())
+        async with lock:
+            fresh = self._fresh.get(name)
+            if fresh is not None and fresh[1] == spec_key and time.monotonic() - fresh[0] < SECRET_TTL_S:
+                return fresh[2]
+            api = await self._api_from_secret(member)
+            self._fresh[name] = (time.monotonic(), spec_key, api)
+            return api
 
     async def _api_from_secret(self, member: MemberCluster) -> KubeApi:
         name = str(member.metadata.name)  # always set on objects from the API

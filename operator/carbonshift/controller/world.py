@@ -68,6 +68,10 @@ class World:
     """The hub's objects as last seen by the watches (fed by the Kopf event handlers)."""
 
     jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Keys of the jobs a cycle works on (not finished, or being deleted): thousands of finished
+    # jobs stay in ``jobs`` for orphan checks and metrics but are not walked every cycle.
+    active: set[tuple[str, str]] = field(default_factory=set)
+    uids: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> key, for orphan checks
     policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     first_seen: dict[str, float] = field(default_factory=dict)  # job uid -> monotonic time
@@ -82,9 +86,32 @@ class World:
                     continue
         return result
 
+    def put_job(self, body: dict[str, Any]) -> None:
+        """Stores a job as the API server last showed it (never rolled back to an older version)."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        known = self.jobs.get(key)
+        if is_older(body, known):
+            return
+        if known is not None:
+            self.uids.pop(str((known.get("metadata") or {}).get("uid")), None)
+        slim = slim_job(body)
+        self.jobs[key] = slim
+        self.uids[str(meta.get("uid"))] = key
+        if (slim.get("status") or {}).get("phase") in TERMINAL and not meta.get("deletionTimestamp"):
+            self.active.discard(key)
+        else:
+            self.active.add(key)
+
+    def drop_job(self, namespace: str, name: str) -> None:
+        known = self.jobs.pop((namespace, name), None)
+        self.active.discard((namespace, name))
+        if known is not None:
+            self.uids.pop(str((known.get("metadata") or {}).get("uid")), None)
+
+    def active_jobs(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+        return [(key, self.jobs[key]) for key in list(self.active) if key in self.jobs]
+
     def remember(self, body: dict[str, Any]) -> None:
         """Stores an object the API server returned to one of the scheduler's own writes."""
-        meta = body.get("metadata") or {}
-        key = (meta.get("namespace"), meta.get("name"))
-        if not is_older(body, self.jobs.get(key)):
-            self.jobs[key] = slim_job(body)
+        self.put_job(body)
