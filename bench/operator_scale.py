@@ -486,6 +486,8 @@ def run_size(n: int, kubes: dict[str, Kube], op: OperatorProc, concurrency: int,
                         if v - cpu0.get(k, 0.0) >= 0.5},
         "hub_api_mean_ms_by_verb": hub_latency(texts_before["hub"], texts_after["hub"]),
         "operator_cycles": cycle_stats(metrics_before, metrics_after),
+        "events_dropped": (metric_sums(metrics_after, "carbonshift_events_dropped_total").get((), 0.0)
+                           - metric_sums(metrics_before, "carbonshift_events_dropped_total").get((), 0.0)),
         "profile_top": profile_summary(spy_path) if spy is not None else [],
         "latencies": {"decision": [round(x, 4) for x in decide_lat], "dispatch": [round(x, 4) for x in disp_lat]},
     }

@@ -4,7 +4,8 @@
 # Knobs (env):
 #   BENCH_QUICK=1          small sizes everywhere (a few minutes; the operator part with 60 jobs)
 #   BENCH_SKIP_OPERATOR=1  skip the control-plane part (its section then says "not run")
-#   BENCH_SIZES=1000,5000  CarbonAwareJob counts of the operator part
+#   BENCH_SIZES=1000,5000  CarbonAwareJob counts of the operator part (created in a burst)
+#   BENCH_PACED_SIZES=5000 counts run again with creates paced at 10/s (latency below saturation)
 #   BENCH_OUT, BENCH_IMG   results folder (.state/bench-results), PNG folder (docs/img)
 #   BENCH_DOC              the file to write (docs/benchmarks.md)
 # The operator part uses its OWN control plane: CARBONSHIFT_STATE_DIR=.state/bench,
@@ -41,7 +42,7 @@ if [[ "${BENCH_SKIP_OPERATOR:-0}" != "1" ]]; then
   if [[ "${BENCH_QUICK:-0}" == "1" ]]; then
     "$PY" bench/operator_scale.py --sizes "${BENCH_SIZES:-60}" --profile-seconds 0
   else
-    "$PY" bench/operator_scale.py --sizes "${BENCH_SIZES:-1000,5000}"
+    "$PY" bench/operator_scale.py --sizes "${BENCH_SIZES:-1000,5000}" --paced-sizes "${BENCH_PACED_SIZES:-5000}" --paced-rate 10
   fi
   cluster_down
   trap - EXIT
