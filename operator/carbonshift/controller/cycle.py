@@ -981,7 +981,7 @@ class Scheduler:
                 ctx.status = dict(result.get("status") or {}) if result else {**ctx.status, **patch}
                 if result:
                     self.world.remember(result)
-                seen = self.world.first_seen.get(ctx.uid)
+                seen = self.world.first_seen.pop(ctx.uid, None) if first_decision else None
                 if first_decision and seen is not None:  # measured when it is written, not planned
                     self.metrics.decision_latency.observe(time.monotonic() - seen)
             except KubeError as exc:

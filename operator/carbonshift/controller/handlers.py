@@ -86,14 +86,14 @@ def _store(table: dict[Any, dict[str, Any]], key: Any, event: dict[str, Any], bo
 async def job_event(event: dict[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     scheduler = _scheduler(memo)
     meta = body.get("metadata") or {}
+    uid = str(meta.get("uid"))
     if event.get("type") == "DELETED":
         scheduler.world.drop_job(str(meta.get("namespace")), str(meta.get("name")))
+        scheduler.world.first_seen.pop(uid, None)
     else:
         scheduler.world.put_job(dict(body))
-    if event.get("type") == "DELETED":
-        scheduler.world.first_seen.pop(str(meta.get("uid")), None)
-    else:
-        scheduler.world.first_seen.setdefault(str(meta.get("uid")), time.monotonic())
+        if not (body.get("status") or {}).get("decision"):  # only undecided jobs wait to be timed
+            scheduler.world.first_seen.setdefault(uid, time.monotonic())
     scheduler.wake()
 
 
