@@ -144,12 +144,21 @@ def up() -> int:
     start_signals()
     say("registering the member clusters, a CarbonPolicy and four CarbonAwareJobs")
     register(plane)
-    kubectl(plane, "hub", "apply", "-f", "-", input=json.dumps(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}}))
-    kubectl(plane, "hub", "-n", DEMO_NAMESPACE, "apply", "-f", str(REPO_ROOT / "examples" / "demo"))
+    # A control plane kept from an earlier run still holds that run's (finished) demo jobs: start
+    # from a fresh namespace. The operator is started first, as it removes what those jobs left
+    # in the members (and the finalizer that jobs of older versions carry).
+    kubectl(plane, "hub", "delete", "namespace", DEMO_NAMESPACE, "--ignore-not-found", "--wait=false")
     say("running the operator (logs: .state/demo/operator.log)")
     start("operator", [*CARBONSHIFT, "run", f"--kubeconfig={plane.kubeconfig('hub')}", "--no-leader-election",
                        f"--metrics-port={METRICS_PORT}", "--cycle-seconds=2"])
+    wait_for("the removal of the previous demo namespace", lambda: not kubectl(
+        plane, "hub", "get", "namespace", DEMO_NAMESPACE, "--ignore-not-found", "-o", "name").strip(), timeout=90)
+    for cluster in ("eu-de", "eu-gb", "us-ca"):
+        kubectl(plane, cluster, "delete", "jobs", "-n", "carbonshift-jobs", "--ignore-not-found", "--wait=false",
+                "-l", f"carbonshift.io/job-namespace={DEMO_NAMESPACE}")
+    kubectl(plane, "hub", "apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}}))
+    kubectl(plane, "hub", "-n", DEMO_NAMESPACE, "apply", "-f", str(REPO_ROOT / "examples" / "demo"))
     started = time.monotonic()
     statuses = wait_for("the three decisions", lambda: decided(plane), timeout=120)
     say(f"decisions made in {time.monotonic() - started:.0f} s")
@@ -161,6 +170,7 @@ def up() -> int:
         print(f"  {name:15s} {status.get('phase', ''):10s} {decision.get('region', '-'):6s} {reasons}")
     for cluster in ("eu-de", "eu-gb", "us-ca"):
         jobs = kubectl(plane, cluster, "get", "jobs", "-n", "carbonshift-jobs", "--no-headers",
+                       "-l", f"carbonshift.io/job-namespace={DEMO_NAMESPACE}",
                        "-o", "custom-columns=NAME:.metadata.name,FROM:.metadata.annotations.carbonshift\\.io/source")
         print(f"  Jobs in {cluster}: {', '.join(line.split()[0] for line in jobs.splitlines() if line) or '-'}")
     baseline = sum(float((s.get("decision") or {}).get("baselineGrams") or 0) for s in statuses.values())
