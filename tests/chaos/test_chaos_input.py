@@ -215,28 +215,29 @@ def test_generated_policies_and_members(control_plane, input_ns, operator, hub, 
     created_members: list[str] = []
     created_policies: list[str] = []
 
+    def dry_run_then_maybe_create(kind: str, plural: str, namespace: str | None, name: str, spec: dict[str, Any],
+                                  created: list[str], limit: int) -> None:
+        body = {"apiVersion": "carbonshift.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        message = _dry_run(control_plane, namespace, plural, body)
+        ledger[f"generated {kind} specs (dry-run)"] += 1
+        if message is not None:
+            ledger[f"  {kind} specs refused by the API server"] += 1
+            assert "spec." in message, message
+        elif len(created) < limit:
+            if namespace is None:
+                control_plane.custom().create_cluster_custom_object("carbonshift.io", "v1alpha1", plural, body)
+            else:
+                hub.create(namespace, body, plural)
+            created.append(name)
+
     @settings(max_examples=EXAMPLES // 2, **HSETTINGS)
     @given(policy=policy_specs(), member=member_specs())
     def check(policy: dict[str, Any], member: dict[str, Any]) -> None:
         name = f"h-{uuid.uuid4().hex[:8]}"
-        body = {"apiVersion": "carbonshift.io/v1alpha1", "kind": "CarbonPolicy", "metadata": {"name": name}, "spec": policy}
-        message = _dry_run(control_plane, input_ns, "carbonpolicies", body)
-        ledger["generated CarbonPolicy specs (dry-run)"] += 1
-        if message is not None:
-            ledger["  CarbonPolicy specs refused by the API server"] += 1
-            assert "spec." in message, message
-        elif len(created_policies) < REAL_EXAMPLES:
-            hub.create(input_ns, body, "carbonpolicies")
-            created_policies.append(name)
-        body = {"apiVersion": "carbonshift.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name}, "spec": member}
-        message = _dry_run(control_plane, None, "memberclusters", body)
-        ledger["generated MemberCluster specs (dry-run)"] += 1
-        if message is not None:
-            ledger["  MemberCluster specs refused by the API server"] += 1
-            assert "spec." in message, message
-        elif len(created_members) < REAL_EXAMPLES // 2:
-            control_plane.custom().create_cluster_custom_object("carbonshift.io", "v1alpha1", "memberclusters", body)
-            created_members.append(name)
+        dry_run_then_maybe_create("CarbonPolicy", "carbonpolicies", input_ns, name, policy, created_policies, REAL_EXAMPLES)
+        dry_run_then_maybe_create("MemberCluster", "memberclusters", None, name, member, created_members,
+                                  REAL_EXAMPLES // 2)
+
     try:
         check()
         # Jobs naming each odd policy.

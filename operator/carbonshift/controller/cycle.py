@@ -125,6 +125,7 @@ class Scheduler:
         self._inflight_plans: dict[str, Plan] = {}  # capacity held by dispatches in progress
         self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
         self._member_caches: dict[str, MemberJobCache] = {}
+        self._member_seen: dict[str, MemberCluster] = {}  # member -> its model in the last cycle
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
         self._member_counted: dict[str, float] = {}  # member -> monotonic time runningJobs was counted
         self._cleanup_after: dict[str, float] = {}  # deleted job uid -> monotonic time of next try
@@ -295,6 +296,7 @@ class Scheduler:
             member_jobs[name] = dict(cache.jobs)  # a snapshot: the watch goes on changing the cache
 
         for gone in set(self._member_caches) - set(members):
+            self._member_seen.pop(gone, None)
             await self._member_caches.pop(gone).stop()
         await asyncio.gather(*(list_jobs(m) for m in list(healthy.values())))
         await asyncio.gather(*(self._member_status(m, m.metadata.name in healthy, readings.get(m.spec.region),
@@ -305,28 +307,19 @@ class Scheduler:
     def _member_cache(self, member: MemberCluster) -> MemberJobCache:
         """The member's list-then-watch view of its Jobs (restarted when its job namespace changes)."""
         name = member.metadata.name
+        self._member_seen[name] = member  # a reconnect uses its newest kubeconfig reference
         cache = self._member_caches.get(name)
         if cache is None or cache.namespace != member.spec.job_namespace:
             if cache is not None:
                 asyncio.ensure_future(cache.stop())
-            registry, current = self.registry, member
 
             async def api() -> KubeApi:
-                return await registry.api(self._members_now().get(name, current))
+                return await self.registry.api(self._member_seen[name])
 
             cache = MemberJobCache(name, member.spec.job_namespace, api)
             self._member_caches[name] = cache
         cache.start()
         return cache
-
-    def _members_now(self) -> dict[str, MemberCluster]:
-        result = {}
-        for name, body in self.world.members.items():
-            try:
-                result[name] = MemberCluster.model_validate(body)
-            except ValidationError:
-                continue
-        return result
 
     def _cache_of(self, member: MemberCluster) -> MemberJobCache | None:
         return self._member_caches.get(member.metadata.name)

@@ -67,16 +67,18 @@ class MemberRegistry:
         """The member's API client; its kubeconfig Secret is read at most every SECRET_TTL_S."""
         name = str(member.metadata.name)  # always set on objects from the API
         spec_key = member.spec.model_dump_json(include={"kubeconfig_secret_ref"})
-        fresh = self._fresh.get(name)
-        if fresh is not None and fresh[1] == spec_key and time.monotonic() - fresh[0] < SECRET_TTL_S:
-            return fresh[2]
+
+        def fresh() -> KubeApi | None:
+            known = self._fresh.get(name)
+            return known[2] if known and known[1] == spec_key and time.monotonic() - known[0] < SECRET_TTL_S else None
+
+        if (api := fresh()) is not None:
+            return api
         # Single flight: when the TTL runs out, dozens of dispatches in flight ask at once; one
         # of them reads the Secret, the others wait for its answer.
-        lock = self._reading.setdefault(name, asyncio.Lock())
-        async with lock:
-            fresh = self._fresh.get(name)
-            if fresh is not None and fresh[1] == spec_key and time.monotonic() - fresh[0] < SECRET_TTL_S:
-                return fresh[2]
+        async with self._reading.setdefault(name, asyncio.Lock()):
+            if (api := fresh()) is not None:
+                return api
             api = await self._api_from_secret(member)
             self._fresh[name] = (time.monotonic(), spec_key, api)
             return api

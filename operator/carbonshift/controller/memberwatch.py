@@ -100,25 +100,18 @@ class MemberJobCache:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except KubeError as exc:
-                if exc.status == 410:  # our resourceVersion is too old: list again
-                    resource_version = None
+            except Exception as exc:  # an API error, a broken stream, an unexpected answer: list again
+                resource_version = None
+                if isinstance(exc, KubeError) and exc.status == 410:  # our resourceVersion is too old
                     continue
                 failures += 1
-                self._failed(str(exc), failures)
-                resource_version = None
+                message = str(exc) if isinstance(exc, KubeError) else \
+                    f"{self.member}: watching Jobs: {type(exc).__name__}: {exc}"
+                if failures >= 2:  # one dropped connection is routine; twice in a row is an outage
+                    self.error = message
+                    self.synced.clear()
+                log.info("member %s Jobs: %s (attempt %d)", self.member, message, failures)
                 await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
-            except Exception as exc:  # a broken stream or an unexpected answer: start over
-                failures += 1
-                self._failed(f"{self.member}: watching Jobs: {type(exc).__name__}: {exc}", failures)
-                resource_version = None
-                await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
-
-    def _failed(self, message: str, failures: int) -> None:
-        if failures >= 2:  # one dropped connection is routine; twice in a row is an outage
-            self.error = message
-            self.synced.clear()
-        log.info("member %s Jobs: %s (attempt %d)", self.member, message, failures)
 
     async def _list(self, api: KubeApi) -> str:
         fresh: dict[str, dict[str, Any]] = {}
