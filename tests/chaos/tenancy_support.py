@@ -155,7 +155,7 @@ class Kubectl:
 
 
 # ----- what lands in the members ---------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)
 class Seen:
     """One member object as first and last seen (by a watch), and when."""
 
@@ -171,12 +171,15 @@ class Seen:
     def meta(self) -> dict[str, Any]:
         return self.first["metadata"]
 
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.cluster}/{self.meta.get('namespace', '')}/{self.meta['name']}>"
+
     @property
     def labels(self) -> dict[str, str]:
         return self.meta.get("labels") or {}
 
 
-@dataclass
+@dataclass(repr=False)  # pytest prints fixtures in tracebacks: never thousands of objects
 class MemberRecorder:
     """Watches Jobs, Pods and Namespaces of every member cluster, keeping every object ever seen."""
 
@@ -190,6 +193,9 @@ class MemberRecorder:
     _synced: set[tuple[str, str]] = field(default_factory=set)
 
     KINDS = ("Job", "Pod", "Namespace")
+
+    def __repr__(self) -> str:
+        return f"<MemberRecorder {len(self.objects)} objects>"
 
     def start(self) -> MemberRecorder:
         for cluster in self.clusters:
@@ -333,7 +339,8 @@ def prepare_member(cp: ChaosPlane, cluster: str, *, admin_namespaces: bool, tmp:
     """What a member's admin does (docs/install.md, docs/security.md): the chart's member RBAC,
     tenant namespaces with Pod Security labels (or none, for a createNamespaces member), and a
     kubeconfig of the dispatcher identity. Returns that kubeconfig."""
-    job_namespaces = [TEAM_A, TEAM_B] + ([] if spec_supports("namespace_mapping") else ["carbonshift-jobs"])
+    # While the API still has the shared jobNamespace, the operator puts Jobs there.
+    job_namespaces = [TEAM_A, TEAM_B] + (["carbonshift-jobs"] if spec_supports("job_namespace") else [])
     objects = member_rbac("tenancy", job_namespaces)
     if admin_namespaces:
         made = [namespace(ns, psa_labels(LEVEL)) for ns in job_namespaces]
@@ -370,8 +377,9 @@ def tenancy_member(name: str, *, region: str | None = None, secret: str | None =
     spec = body["spec"]
     spec["region"] = region or name
     spec["kubeconfigSecretRef"]["name"] = secret or f"tenancy-{physical}"
-    if spec_supports("namespace_mapping"):
+    if not spec_supports("job_namespace"):
         spec.pop("jobNamespace", None)
+    if spec_supports("namespace_mapping"):
         spec["podSecurityLevel"] = LEVEL
         spec["createNamespaces"] = create_namespaces
         if max_jobs_per_namespace is not None:
@@ -381,13 +389,21 @@ def tenancy_member(name: str, *, region: str | None = None, secret: str | None =
     return body
 
 
-def hub_operator_kubeconfig(cp: ChaosPlane, tmp: Path) -> Path:
-    """The chart's hub RBAC (rendered, applied) and a kubeconfig for its ServiceAccount."""
+HUB_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+def install_on_hub(cp: ChaosPlane, tmp: Path) -> tuple[Path, Path]:
+    """What ``helm install`` puts on the hub, minus the Deployment (the operator runs here as a
+    process): RBAC, admission policies, the settings file. Returns a kubeconfig with a TokenRequest
+    token of the chart's ServiceAccount, and the settings file."""
     docs = render_chart("tenancy")
-    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")]
-    apply_objects(cp, "hub", rbac)
-    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
-    return token_kubeconfig(cp, "hub", OPERATOR_NAMESPACE, account, tmp / "operator.kubeconfig")
+    apply_objects(cp, "hub", [d for d in docs if d["kind"] in HUB_KINDS])
+    account = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and "settings.yaml" in d.get("data", {}))
+    settings = tmp / "settings.yaml"
+    settings.write_text(config_map["data"]["settings.yaml"])
+    return token_kubeconfig(cp, "hub", OPERATOR_NAMESPACE, account, tmp / "operator.kubeconfig"), settings
 
 
 def tenant_identity(cp: ChaosPlane, namespace_: str, name: str, rules: list[dict[str, Any]], tmp: Path) -> Kubectl:
