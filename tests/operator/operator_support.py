@@ -8,6 +8,7 @@ trace is anchored at a real 2022 moment chosen for its shape (see ANCHORS).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -35,6 +36,15 @@ ANCHORS = {"eu-de": "2022-09-30T19:00:00Z", "eu-gb": "2022-12-29T14:00:00Z", "us
 # eu-de 2022-10-01 21:00 UTC: 268, 250, 236, 247, 245, 240, 242 g/kWh: the two cheapest hours are apart, so
 # a 2-hour interruptible job is cheapest split in two (about 1 % cheaper than any 2 hours in a row).
 LAB_ANCHOR = "2022-10-01T21:00:00Z"
+
+
+# A pod that meets the Pod Security level "restricted" (the operator's default).
+RESTRICTED_POD: dict[str, Any] = {
+    "restartPolicy": "Never",
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "main", "image": "busybox", "command": ["true"],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+}
 
 
 def free_port() -> int:
@@ -147,7 +157,7 @@ def caj_manifest(name: str, *, regions: list[str], max_delay: str | None = "3h",
         "interruptible": interruptible,
         "template": {"spec": {"backoffLimit": 0, "template": {
             "metadata": pod_meta,
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]},
+            "spec": copy.deepcopy(RESTRICTED_POD),
         }}},
     }
     if deadline:
