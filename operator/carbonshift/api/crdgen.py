@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 GENERATE_COMMAND: Final = "python -m carbonshift.api.crdgen"
-HEADER: Final = f"# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
+# The leading "---" keeps `helm show crds` (which concatenates the chart's CRD files) a valid stream.
+HEADER: Final = f"---\n# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
 
 # Keys that pass through unchanged once their value has been converted.
 _PASS_THROUGH: Final = frozenset(
