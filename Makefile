@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DIST ?= dist
 
-.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image bench clean
+.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image image-engine-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -64,5 +64,8 @@ chart: tools ## package the chart as users get it: $(DIST)/carbonshift-<version>
 	mkdir -p $(DIST)
 	"$$(bash hack/tools.sh | tail -1)/helm" package charts/carbonshift --destination $(DIST)
 
-image: ## build the operator image (needs a Docker engine)
-	docker build -t ghcr.io/carbonshift/carbonshift:$$($(PY) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])') .
+image: ## build the operator image ghcr.io/carbonshift/carbonshift:<version> with the project's own engine (no registry needed)
+	$(PYTHON) hack/engine.py build
+
+image-engine-stop: ## stop the container engine `make image` started (dockerd, containerd)
+	$(PYTHON) hack/engine.py down

@@ -323,7 +323,7 @@ def test_pdb_with_replicas(render: Callable[..., list[dict]]) -> None:
 def test_dockerfile() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "@sha256:<digest>" in text
-    assert "pip install ." in text
+    assert "--no-deps --target /opt/carbonshift-app ." in text  # the package, apart from its dependencies
     assert "USER 65532:65532" in text
     assert 'ENTRYPOINT ["carbonshift"]' in text and 'CMD ["run"]' in text
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
