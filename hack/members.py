@@ -14,6 +14,8 @@ from pathlib import Path
 from localcluster import REPO_ROOT, LocalControlPlane
 
 OPERATOR_NAMESPACE = "carbonshift-system"
+# The Helm expression in charts/carbonshift/templates/admission-policy.yaml (api/admission.py HELM_NAME).
+ADMISSION_POLICY_HELM_NAME = '{{ include "carbonshift.fullname" . }}'
 # region cluster -> (grid zone, trace); see each data folder's SOURCE.md.
 REGIONS = {
     "eu-de": ("DE", "lets-wait-awhile/ger_ci.csv"),
@@ -32,6 +34,9 @@ def kubectl(plane: LocalControlPlane, cluster: str, *args: str, input: str | Non
 
 def apply_crds(plane: LocalControlPlane, hub: str = "hub") -> None:
     kubectl(plane, hub, "apply", "-f", str(REPO_ROOT / "crds"))
+    # The chart's admission policy (size caps on CarbonAwareJobs); its one Helm expression is the name.
+    policy = (REPO_ROOT / "charts" / "carbonshift" / "templates" / "admission-policy.yaml").read_text()
+    kubectl(plane, hub, "apply", "-f", "-", input=policy.replace(ADMISSION_POLICY_HELM_NAME, "carbonshift-dev"))
     for crd in ("carbonawarejobs", "carbonpolicies", "memberclusters"):
         kubectl(plane, hub, "wait", "--for=condition=Established", f"crd/{crd}.carbonshift.io", "--timeout=30s")
 

@@ -32,6 +32,18 @@ def test_committed_crds_are_up_to_date() -> None:
     )
 
 
+def test_committed_admission_policy_is_up_to_date() -> None:
+    from carbonshift.api.admission import HELM_NAME
+    from carbonshift.api.crdgen import POLICY_FILE, render_policy
+
+    text = (REPO_ROOT / POLICY_FILE).read_text(encoding="utf-8")
+    assert text == render_policy(), f"stale {POLICY_FILE}: run `{GENERATE_COMMAND}` from the repository root"
+    # The name is its only Helm expression: hack/members.py applies the file with it replaced.
+    assert text.count("{{") == text.count(HELM_NAME) == 3  # policy, binding, binding.policyName
+    docs = list(yaml.safe_load_all(text.replace(HELM_NAME, "x")))
+    assert [d["kind"] for d in docs] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+
+
 def test_check_names_the_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--output-dir", str(tmp_path)]) == 0
     assert main(["--output-dir", str(tmp_path), "--check"]) == 0
@@ -141,7 +153,8 @@ def test_policy_crd_defaults_are_strings_on_the_wire() -> None:
         "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
         "description": spec["properties"]["blendWeight"]["description"],
     }
-    assert spec["properties"]["podSecurity"]["properties"]["forbidHostPath"]["default"] is True
+    assert spec["properties"]["podSecurityLevel"]["enum"] == ["baseline", "restricted"]
+    assert "default" not in spec["properties"]["podSecurityLevel"]  # unset: the admin's level applies
 
 
 def test_structural_schema_refuses_unions() -> None:

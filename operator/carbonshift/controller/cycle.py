@@ -40,7 +40,8 @@ from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
-from carbonshift.controller.translate import core_job, decision_from_plan, planner_options, saved_display
+from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
+                                              planner_options, saved_display)
 from carbonshift.controller.validation import EffectivePolicy, allowed_regions, job_problems, resolve_policy
 from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World
 
@@ -355,7 +356,8 @@ class Scheduler:
                 continue
             if namespace not in policies:
                 policies[namespace] = self.world.namespace_policies(namespace)
-            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults)
+            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
+                                            self.settings.admin_rules)
             problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
             if problems or policy is None:
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
@@ -368,7 +370,7 @@ class Scheduler:
                     invalid.append(ctx)
                     continue
                 # Already running: a later edit cannot be honoured, but the run is not abandoned.
-                policy = policy or resolve_policy(model, {}, self.settings.defaults)[0]
+                policy = policy or resolve_policy(model, {}, self.settings.defaults, self.settings.admin_rules)[0]
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
                 ctx.condition("Valid", False, "InvalidSpec", "; ".join(problems), view.now)
                 contexts.append(ctx)
@@ -423,7 +425,7 @@ class Scheduler:
             if last <= first:
                 continue
             slots = tuple(range(first, last))
-            power = ctx.model.spec.power.watts if ctx.model.spec.power else 1.0
+            power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
             plans.append(Plan(job_id=ctx.key, feasible=True, region=decision["region"], start=begin, end=end,
                               slots=slots, slot_fractions=(1.0,) * len(slots), it_power_w=power,
                               facility_power_w=power, expected_g=0.0, baseline_g=0.0, reasons=()))
@@ -475,7 +477,8 @@ class Scheduler:
             return None
 
     def _core_job(self, ctx: JobContext, now: datetime) -> Job:
-        return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now)
+        return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now,
+                        min_watts_per_cpu=self.settings.min_watts_per_cpu)
 
     def _submitted(self, ctx: JobContext, now: datetime) -> datetime:
         """Submission time on the operator's clock (the accelerated demo clock maps real times)."""
@@ -512,7 +515,9 @@ class Scheduler:
             ctx.condition("Scheduled", False, plan.reasons[0].code.value if plan.reasons else "NoPlan", message, now)
             return
         member = view.region_member[plan.region]
-        decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible)
+        decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible,
+                                      admission_reasons(ctx.model, ctx.policy, self._submitted(ctx, now),
+                                                        self.settings.min_watts_per_cpu))
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
             old_start = _parse_time(old["start"])
@@ -733,7 +738,8 @@ class Scheduler:
             return False
         signals = self._region_signals(view, False, ctx.policy.max_signal_age)
         snapshot = build_snapshot(signals)
-        base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now)
+        base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now,
+                        min_watts_per_cpu=self.settings.min_watts_per_cpu)
         job = Job(id=base.id, submit_at=view.now, duration=remaining, deadline=base.deadline, power_w=base.power_w,
                   energy_wh=base.energy_wh, allowed_regions=base.allowed_regions, home_region=member.spec.region,
                   interruptible=True)
@@ -779,7 +785,7 @@ class Scheduler:
         decision = ctx.current("decision") or {}
         spec = ctx.model.spec
         hours = spec.estimated_duration.total_seconds() / 3600
-        power = spec.power.watts if spec.power else (spec.energy.watt_hours / hours if spec.energy and hours else 0.0)
+        power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
         energy_wh = power * hours * member.spec.pue
         estimated = float(decision.get("expectedGrams") or 0.0)
         start = _parse_time(decision["start"]) if decision.get("start") else view.now
