@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import socket
 import uuid
@@ -49,7 +48,8 @@ RELEASE_TIMEOUT_S = 5.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, help="operator settings YAML (the chart's ConfigMap)")
-    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig of the hub (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--kubeconfig", type=Path,
+                        help="kubeconfig of the hub (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
     parser.add_argument("--namespace", help="the operator's namespace (lease, Secrets)")
     parser.add_argument("--metrics-port", type=int, help="port for /metrics (0 disables)")
     parser.add_argument("--clock-speed", type=float,
@@ -76,10 +76,12 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
 
 
 def _hub_connection(kubeconfig: Path | None) -> Connection:
-    """--kubeconfig; else the in-cluster ServiceAccount; else $KUBECONFIG or ~/.kube/config."""
-    if kubeconfig is not None:
-        os.environ["KUBECONFIG"] = str(kubeconfig)  # Kopf's own login reads it too
-    return resolve_connection(kubeconfig)
+    """--kubeconfig; else $KUBECONFIG; else the in-cluster ServiceAccount; else ~/.kube/config.
+    Resolved once: Kopf logs in with this same connection (handlers.login)."""
+    connection = resolve_connection(kubeconfig)
+    log.info("hub: %s%s", connection.server, " (token from exec plugin "
+             f"{connection.exec_config.command})" if connection.exec_config else "")
+    return connection
 
 
 def _max_connections(settings: OperatorSettings) -> int:
