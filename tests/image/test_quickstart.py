@@ -119,6 +119,8 @@ def clean_hub(control_plane: Any, helm: Helm) -> Iterator[Hub]:
             control_plane.kubectl(HUB, "apply", "-f", "-", input=json.dumps(obj), check=False)
 
 
+@pytest.mark.skipif(not (REPO_ROOT / "operator" / "carbonshift" / "data" / "DE.csv.gz").exists(),
+                    reason="the page's member replays the bundled DE trace, which is not in the package yet")
 def test_quickstart_end_to_end(clean_hub: Hub, control_plane: Any, helm: Helm, kubelet: Kubelet, image: str,
                                tools_bin: Path, tmp_path: Path) -> None:
     work = tmp_path / "user"
@@ -143,7 +145,8 @@ def test_quickstart_end_to_end(clean_hub: Hub, control_plane: Any, helm: Helm, k
                 continue
             result = subprocess.run(["bash", "-euo", "pipefail", "-c", block.text], cwd=work, env=env,
                                     capture_output=True, text=True, timeout=600)
-            transcript.append(f"$ {block.text.strip()}  (docs/quickstart.md:{block.line})\n{result.stdout}{result.stderr}")
+            output = (result.stdout + result.stderr)[-3000:]
+            transcript.append(f"$ {block.text.strip()}  (docs/quickstart.md:{block.line})\n{output}")
             assert result.returncode == 0, f"docs/quickstart.md:{block.line} failed:\n{context()}"
             if block.marker == "kubelet":
                 pod = kubelet.run(kubelet.wait_for_pod(NAMESPACE, f"app.kubernetes.io/instance={RELEASE}"))
