@@ -238,6 +238,9 @@ def _other_tenant_things() -> dict[str, dict[str, Any]]:
             "annotations": {"carbonshift.io/source": f"{TEAM_B}/victim"}}},
         "forged-pod-labels": {"meta_pod_labels": {"carbonshift.io/job-uid": "00000000-0000-0000-0000-000000000000",
                                                   "batch.kubernetes.io/controller-uid": "forged"}},
+        # Adopt team-b's pods: a Job with its own selector matching their labels.
+        "manual-selector": {"job_spec": {"manualSelector": True, "selector": {"matchLabels": {"app": "team-b-api"}}},
+                            "meta_pod_labels": {"app": "team-b-api"}},
         "automount-token": {"pod": {"automountServiceAccountToken": True}},
         "projected-token-audience": {"pod": {"volumes": [{"name": "t", "projected": {"sources": [
             {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "t"}}]}}]}},
