@@ -17,6 +17,7 @@ import functools
 import gzip
 import io
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -119,7 +120,7 @@ def open_trace(ref: TraceRef) -> IO[str]:
         raw: IO[bytes] = resources.files("carbonshift").joinpath("data", ref.name).open("rb")
         return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
     try:
-        if not ref.is_file():  # a FIFO or a device would block or never end
+        if not stat.S_ISREG(ref.stat().st_mode):  # a FIFO or a device would block or never end
             raise SignalConfigError(f"cannot open trace {ref}: not a regular file")
         if ref.suffix == ".gz":
             return io.TextIOWrapper(gzip.open(ref, "rb"), encoding="utf-8", newline="")
