@@ -476,6 +476,21 @@ def test_tenant_holds_only_its_own_rights(tenancy) -> None:
     assert out.returncode != 0 and "PodSecurity" in out.stderr, out.stderr
 
 
+@pytest.mark.chaos_smoke
+def test_control_jobs_run_once_in_the_tenants_member_namespace(tenancy, barrage) -> None:
+    """The positive control: without it every 'nothing landed' below could be a broken dispatch."""
+    t = tenancy
+    for name, cluster in (("control", ADMIN_MEMBER), ("control-gb", CREATING_MEMBER)):
+        sent = barrage[name]
+        status = wait_until(lambda s=sent: (st := t.tenant.status(s.name)).get("phase") in ("Succeeded", "Failed")
+                            and st, timeout=30, what=f"{name} finished", on_fail=t.operator.log_tail)
+        assert status["phase"] == "Succeeded", status
+        _assert_contained(t, sent, cluster)
+        jobs, pods = _landed(t, sent)
+        assert len(jobs) == 1 and pods, (name, _describe(jobs), _describe(pods))
+        assert status["memberJob"]["namespace"] == member_namespace(cluster, TEAM_A)
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.chaos_smoke] if n in SMOKE_POD_SECURITY else [])
                                   for n in POD_SECURITY])
 def test_pod_security_standards_refused(tenancy, barrage, name) -> None:
@@ -483,8 +498,8 @@ def test_pod_security_standards_refused(tenancy, barrage, name) -> None:
     _assert_refused(tenancy, barrage[name])
 
 
-@pytest.mark.parametrize("name", ["forged-pod-labels", "node-name", "wildcard-toleration",
-                                  "priority-system-node-critical", "huge-parallelism"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.chaos_smoke] if n in CONTAINED_SMOKE else [])
+                                  for n in _other_tenant_things()])
 def test_template_cannot_reach_beyond_the_tenants_namespace(tenancy, barrage, name) -> None:
     """Issue item 3 and more: whatever the template names (another namespace's ServiceAccount,
     Secret or Service labels, a namespace, owners, carbonshift's own labels, a node, a priority),
@@ -512,11 +527,61 @@ def test_template_cannot_reach_beyond_the_tenants_namespace(tenancy, barrage, na
         assert jobs[0].meta["annotations"]["carbonshift.io/source"] == f"{TEAM_A}/{name}"
 
 
+@pytest.mark.chaos_smoke
+def test_edit_after_dispatch_never_runs_the_edit(tenancy, barrage) -> None:
+    """Issue item 2: dispatched with ttlSecondsAfterFinished 0, then edited into a privileged
+    hostPID pod with hostPath /: the edit is refused, and the Job is never made again."""
+    t = tenancy
+    sent = barrage["edit-after-dispatch"]
+    assert sent.notes.get("dispatched"), "the job was never dispatched"
+    jobs, pods = _landed(t, sent)
+    assert len(jobs) == 1, f"{len(jobs)} member Jobs over {WINDOW:.0f} s: {_describe(jobs)}"
+    for pod in pods:
+        spec = pod.first["spec"]
+        assert not spec.get("hostPID") and not any("hostPath" in v for v in spec.get("volumes") or []), spec
+    code, stderr = sent.notes["edit"]
+    assert code != 0, "the template edit after dispatch was accepted by the hub API"
+
+
 def test_namespace_owner_cannot_loosen_pod_security(tenancy, barrage) -> None:
     """Issue item 4: a CarbonPolicy (written by the namespace owner) cannot lower the admin's level."""
     t = tenancy
     for name in ("loose-root", "loose-host-path"):
         _assert_refused(t, barrage[name])
+
+
+def test_allowed_namespaces_hold_when_two_clusters_serve_a_region(tenancy, barrage) -> None:
+    """Issue item 5: MemberCluster aa-eu-de (region eu-de, team-b only, first by name) is never used for team-a."""
+    t = tenancy
+    for name in ("control", "region-pick-1", "region-pick-2"):
+        sent = barrage[name]
+        jobs, _ = _landed(t, sent)
+        assert jobs, f"{name} never dispatched"
+        assert {j.labels.get("carbonshift.io/member-cluster") for j in jobs} == {ADMIN_MEMBER}, _describe(jobs)
+        assert (t.tenant.status(name).get("memberJob") or {}).get("cluster") == ADMIN_MEMBER
+
+
+@pytest.mark.chaos_smoke
+def test_ttl_zero_job_runs_exactly_once(tenancy, barrage) -> None:
+    """Issue item 6: ttlSecondsAfterFinished 0 makes the member Job vanish at once; it is not re-created."""
+    t = tenancy
+    sent = barrage["ttl-zero"]
+    jobs, _ = _landed(t, sent)
+    assert len(jobs) == 1, f"{len(jobs)} member Jobs over {WINDOW:.0f} s: {_describe(jobs)}"
+    assert t.tenant.status(sent.name).get("phase") == "Succeeded", t.tenant.status(sent.name)
+
+
+def test_pods_refused_by_the_member_are_reported(tenancy, barrage) -> None:
+    """Issue item 7: pods the member refuses (ServiceAccount 'ghost' does not exist there) are not a silent Running."""
+    t = tenancy
+    sent = barrage["no-such-identity"]
+    status = t.tenant.status(sent.name)
+    _, pods = _landed(t, sent)
+    assert not pods
+    said = json.dumps([status.get("message"), status.get("conditions"),
+                       [e.get("message") for e in _events(t, sent) if e.get("type") == "Warning"]]).lower()
+    assert any(word in said for word in ("ghost", "failedcreate", "forbidden", "refused", "serviceaccount")), \
+        f"phase {status.get('phase')}, nothing says the pods are refused: {json.dumps(status)[:800]}"
 
 
 @pytest.mark.chaos_smoke
@@ -552,6 +617,41 @@ def test_policy_max_delay_caps_the_deadline(tenancy, barrage) -> None:
     assert start - decided <= timedelta(hours=1, minutes=15), f"planned {start - decided} after the decision"
 
 
+def test_same_name_in_two_namespaces_never_collides(tenancy, barrage) -> None:
+    """A team-a job named like a team-b job: each runs once, in its own member namespace."""
+    t = tenancy
+    a, b = barrage["twin"], barrage["twin-b"]
+    for sent in (a, b):
+        wait_until(lambda s=sent: _who(t, s).status(s.name).get("phase") == "Succeeded", timeout=30,
+                   what=f"{sent.namespace}/twin Succeeded", on_fail=t.operator.log_tail)
+        _assert_contained(t, sent)
+        assert len(_landed(t, sent)[0]) == 1
+
+
+@pytest.mark.chaos_smoke
+def test_no_job_ever_has_two_member_copies(tenancy, barrage) -> None:
+    """Over the whole window, for every job the tenants sent: at most one member Job ever existed."""
+    t = tenancy
+    many = {s.name: _describe(t.recorder.jobs_for(s.uid)) for s in barrage.sent.values()
+            if s.uid and len(t.recorder.jobs_for(s.uid)) > 1}
+    assert not many, many
+
+
+@pytest.mark.chaos_smoke
+def test_member_namespaces_are_made_only_with_the_admins_level(tenancy, barrage) -> None:
+    """createNamespaces: the operator creates the tenant's namespace with the admin's Pod Security
+    level; where the admin made the namespaces, it creates none."""
+    t = tenancy
+    made = t.recorder.namespaces_since(t.started)
+    assert not [s for s in made if s.cluster == ADMIN_MEMBER], _describe(made)
+    created = [s for s in made if s.cluster == CREATING_MEMBER]
+    assert created, "the operator created no namespace in the createNamespaces member"
+    for ns in created:
+        labels = ns.labels
+        assert labels.get("pod-security.kubernetes.io/enforce") == LEVEL, (ns.meta["name"], labels)
+        assert labels.get("pod-security.kubernetes.io/enforce-version") == "latest", (ns.meta["name"], labels)
+
+
 @pytest.mark.chaos_smoke
 def test_tenant_reads_back_nothing_of_others(tenancy, barrage) -> None:
     """Status and Events of every team-a job name nothing of team-b, of the members' addresses or
@@ -566,6 +666,32 @@ def test_tenant_reads_back_nothing_of_others(tenancy, barrage) -> None:
         forbidden.append(yaml.safe_load(t.cp.kubeconfig(cluster).read_text())["clusters"][0]["cluster"]["server"])
     leaked = [word for word in forbidden if word and word in readable]
     assert not leaked, leaked
+
+
+def test_one_namespace_cannot_take_a_members_capacity(tenancy, barrage) -> None:
+    """maxJobsPerNamespace (eu-gb: 3): nine 12 s jobs of team-a never have more than 3 member Jobs running at once."""
+    t = tenancy
+    jobs = [j for s in barrage.sent.values() if s.uid and s.namespace == TEAM_A
+            for j in t.recorder.jobs_for(s.uid) if j.cluster == CREATING_MEMBER]
+    assert len(jobs) >= FAIR_SHARE, f"only {len(jobs)} team-a Jobs ever reached eu-gb"
+    assert t.recorder.max_concurrent(jobs) <= FAIR_SHARE, \
+        f"{t.recorder.max_concurrent(jobs)} team-a Jobs unfinished at once in eu-gb (share {FAIR_SHARE})"
+
+
+def test_delete_and_recreate_mid_dispatch(tenancy, barrage) -> None:
+    """Deleted while its 20 s pod runs, created again at once under the same name: the old member
+    Job goes away, the new job gets exactly one of its own."""
+    t = tenancy
+    old = barrage["delete-recreate"]
+    assert old.notes.get("dispatched"), "never dispatched"
+    again: Sent = old.notes["again"]
+    assert again.created and again.uid != old.uid, again.api_error
+    old_jobs = t.recorder.jobs_for(old.uid)
+    assert old_jobs and all(j.deleted_at is not None for j in old_jobs), \
+        f"the deleted job's member Job still exists: {_describe(old_jobs)}"
+    new_jobs = t.recorder.jobs_for(again.uid)
+    assert len(new_jobs) == 1, _describe(new_jobs)
+    _assert_contained(t, again)
 
 
 def _restart_hub_apiserver(cp: ChaosPlane) -> None:
@@ -591,3 +717,41 @@ def test_job_deleted_while_the_hub_api_restarts_is_removed_from_the_member(tenan
         os.killpg(pgid, signal.SIGCONT)
     wait_until(lambda: all(j.deleted_at is not None for j in t.recorder.jobs_for(sent.uid)), timeout=60,
                what="the deleted job's member Job removed", on_fail=t.operator.log_tail)
+
+
+def test_two_hubs_never_touch_each_others_jobs(tenancy, tmp_path) -> None:
+    """Issue item 9: a second hub (the eu-gb cluster acting as one) registers the same member
+    namespace eu-de/team-a; over 30 s neither operator deletes a Job of the other."""
+    t = tenancy
+    cp = t.cp
+    hub2 = CREATING_MEMBER
+    cp.kubectl(hub2, "apply", "-f", str(Path(__file__).resolve().parents[2] / "crds"))
+    for crd in ("carbonawarejobs", "carbonpolicies", "memberclusters"):
+        cp.kubectl(hub2, "wait", "--for=condition=Established", f"crd/{crd}.carbonshift.io", "--timeout=30s")
+    apply_objects(cp, hub2, [namespace(OPERATOR_NAMESPACE), namespace(TEAM_A, psa_labels(LEVEL))])
+    secret = cp.kubectl("hub", "-n", OPERATOR_NAMESPACE, "get", "secret", "tenancy-eu-de", "-o", "json").stdout
+    secret_obj = json.loads(secret)
+    secret_obj["metadata"] = {"name": "tenancy-eu-de", "namespace": OPERATOR_NAMESPACE}
+    apply_objects(cp, hub2, [secret_obj, tenancy_member(ADMIN_MEMBER)])
+    port = free_port()
+    other = OperatorProcess([sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={cp.kubeconfig(hub2)}",
+                             f"--namespace={OPERATOR_NAMESPACE}", f"--metrics-port={port}", "--cycle-seconds=0.5",
+                             "--clock-speed=400", "--no-leader-election"], tmp_path / "hub2.log", port)
+    other.start()
+    try:
+        wait_until(lambda: _metrics_up(other), timeout=90, what="second hub's operator", on_fail=other.log_tail)
+        mine = _send(t.tenant, "hub1-long", tenant_job("hub1-long", seconds=25))
+        theirs = json.loads(cp.kubectl(hub2, "-n", TEAM_A, "create", "-o", "json", "-f", "-",
+                                       input=json.dumps(tenant_job("hub2-long", seconds=25))).stdout)
+        for uid, who in ((mine.uid, t.operator), (theirs["metadata"]["uid"], other)):
+            assert _first_job(t, uid, 60) is not None, who.log_tail()
+        time.sleep(30)
+        for uid in (mine.uid, theirs["metadata"]["uid"]):
+            jobs = t.recorder.jobs_for(uid)
+            assert len(jobs) == 1, _describe(jobs)
+            early = [j for j in jobs if j.deleted_at is not None and (j.finished_at is None or j.deleted_at < j.finished_at)]
+            assert not early, f"deleted before it finished: {_describe(early)}"
+    finally:
+        other.kill(signal.SIGTERM)
+        cp.kubectl(hub2, "-n", TEAM_A, "delete", "carbonawarejobs", "--all", "--wait=false", check=False)
+        cp.kubectl(hub2, "delete", "membercluster", ADMIN_MEMBER, "--wait=false", check=False)
