@@ -149,7 +149,9 @@ def restart(process: OperatorProcess, argv: list[str] | None = None) -> None:
 
 
 def alive_and_serving(process: OperatorProcess) -> bool:
-    return process.proc is not None and process.proc.poll() is None and _metrics_up(process)
+    """Alive and acting: every replica serves /metrics, only the one acting reports carbonshift_leader 1."""
+    return (process.proc is not None and process.proc.poll() is None and _metrics_up(process)
+            and "\ncarbonshift_leader 1.0\n" in process.metrics())
 
 
 def origin_argv(argv: list[str], origin: str | None) -> list[str]:

@@ -27,6 +27,7 @@ from carbonshift.signals import (
     pod_energy_joules,
     resolve_trace_path,
 )
+from carbonshift.signals.kepler import KEPLER_LEGACY
 from carbonshift.signals.prometheus import PrometheusSource, parse_duration
 from conftest import BACKFILL_END, KEPLER_POD, KEPLER_WATTS
 from signals_support import run
@@ -157,10 +158,11 @@ def test_energy_from_backfilled_simulated_site(prometheus_server: Any) -> None:
 def test_pod_energy_from_kepler_counter(prometheus_server: Any) -> None:
     prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
     start = datetime(2020, 6, 2, 1, tzinfo=timezone.utc)
-    s = run(pod_energy_joules(prom, *KEPLER_POD, start, start + timedelta(hours=2)))
+    # The backfilled counter is shaped like Kepler 0.7's (tests/operator/test_measured_energy.py has both lines).
+    s = run(pod_energy_joules(prom, *KEPLER_POD, start, start + timedelta(hours=2), kepler=KEPLER_LEGACY))
     assert s.unit == "J" and s.latest[1] == pytest.approx(KEPLER_WATTS * 7200, rel=0.01)
     with pytest.raises(BadSignalData, match="no kepler"):
-        run(pod_energy_joules(prom, "batch", "other", start, start + timedelta(hours=2)))
+        run(pod_energy_joules(prom, "batch", "other", start, start + timedelta(hours=2), kepler=KEPLER_LEGACY))
 
 
 def test_live_scrape_of_the_exporter(prometheus_server: Any, retry: RetryPolicy) -> None:

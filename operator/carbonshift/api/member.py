@@ -227,6 +227,12 @@ class EnergySource(ApiModel):
     battery_max_discharge_watts: float | None = Field(
         default=None, gt=0, description="Highest power the battery can deliver, in watts."
     )
+    kepler_metrics: Literal["current", "legacy"] = Field(
+        default="current",
+        description="Which Kepler counters in this Prometheus hold pods' energy (measuredGrams): current = Kepler "
+                    "0.10 and later (kepler_pod_cpu_joules_total, zones package + dram), legacy = Kepler 0.7 "
+                    "(kepler_container_joules_total).",
+    )
 
 
 class Capacity(ApiModel):

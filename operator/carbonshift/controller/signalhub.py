@@ -191,7 +191,8 @@ class SignalHub:
             return None
         try:
             # Job names are DNS labels ([a-z0-9-]): nothing in them needs regex escaping.
-            series = await pod_energy_joules(energy.prom, namespace, f"{job_name}-.*", start, end, pod_is_regex=True)
+            series = await pod_energy_joules(energy.prom, namespace, f"{job_name}-.*", start, end, pod_is_regex=True,
+                                             kepler=energy.kepler)
         except SignalError:
             return None
         return series.latest[1] / 3600.0

@@ -19,6 +19,7 @@ from .gbcarbon import DEFAULT_URL as GB_URL
 from .gbcarbon import GBCarbonIntensityProvider
 from .guarded import GuardedProvider
 from .httpclient import JsonClient
+from .kepler import KeplerMetrics, kepler_metrics
 from .prometheus import PrometheusCarbonProvider, PrometheusEnergy, PrometheusSource, parse_duration
 from .protocol import CarbonProvider
 from .retry import RetryPolicy
@@ -145,4 +146,12 @@ def build_energy(energy: Mapping[str, Any] | None, *, now: Callable[[], datetime
         battery_state_of_charge_query=energy.get("batteryStateOfChargeQuery") or None,
         battery_capacity_query=energy.get("batteryCapacityQuery") or None,
         battery_max_discharge_watts=float(max_discharge) if max_discharge not in (None, "") else None,
+        kepler=_kepler(energy.get("keplerMetrics")),
     )
+
+
+def _kepler(line: Any) -> KeplerMetrics:
+    try:
+        return kepler_metrics(str(line) if line else None)
+    except ValueError as exc:
+        raise SignalConfigError(f"energy.keplerMetrics: {exc}") from exc
