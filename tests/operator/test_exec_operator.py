@@ -158,10 +158,12 @@ def test_tokens_revoked_mid_run_are_replaced_and_plugin_runs_are_cached(
     # Token B for both, then token A revoked while still inside its expirationTimestamp.
     for cluster in ("hub", "eu-de"):
         rig.rotate(cluster, old=f"{ACCOUNT}-0", new=f"{ACCOUNT}-1")
-    # Kopf logs in again with token B when A would expire (or when A is refused), at most ~20 s on.
-    wait_until(lambda: len(calls(rig.state, "aws-hub")) > before["aws-hub"], timeout=45,
-               what="the hub plugin run again", on_fail=rig.process.log_tail)
-    time.sleep(TTL_S)  # every token handed out before the rotation has expired by now
+    # eu-de is probed every 10 s: its next probe gets a 401 with A, and the plugin runs again.
+    wait_until(lambda: len(calls(rig.state, "aws-eu-de")) > before["aws-eu-de"], timeout=45,
+               what="the eu-de plugin run again", on_fail=rig.process.log_tail)
+    # The hub token is renewed when next needed (like client-go, not on a timer): by then A has
+    # expired or is refused, and the operator's writes for the new job need B.
+    time.sleep(TTL_S)
     ns = make_namespace("hub", "rotated")
     hub.apply(ns, caj_manifest("after-rotation", regions=["eu-de"], max_delay="20m", pod_seconds=600))
     status = wait_until(lambda: (s := hub.status(ns, "after-rotation")).get("memberJob") and s, timeout=60,
