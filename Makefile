@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DIST ?= dist
+# This checkout's package, whatever the venv's editable install points at (e.g. a shared venv).
+export PYTHONPATH := $(CURDIR)/operator$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image image-engine-stop bench clean
 

@@ -644,7 +644,7 @@ def test_watch_streams_events(control_plane: Any, make_namespace: Callable[[str]
 
 
 def _member(name: str, secret: str) -> MemberCluster:
-    manifest = member_manifest(name, "DE", "lets-wait-awhile/ger_ci.csv", None)
+    manifest = member_manifest(name, "DE", "DE", None)
     manifest["spec"]["kubeconfigSecretRef"] = {"name": secret, "namespace": "carbonshift-system", "key": "kubeconfig"}
     return MemberCluster.model_validate(manifest)
 

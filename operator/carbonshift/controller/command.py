@@ -183,7 +183,8 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
     scheduler = Scheduler(
         hub=hub,
         registry=registry,
-        signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon),
+        signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon,
+                          data_dir=settings.data_dir),
         clock=clock, settings=settings, metrics=metrics,
     )
 
