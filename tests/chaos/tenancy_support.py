@@ -409,3 +409,65 @@ def install_on_hub(cp: ChaosPlane, tmp: Path) -> tuple[Path, Path]:
 def tenant_identity(cp: ChaosPlane, namespace_: str, name: str, rules: list[dict[str, Any]], tmp: Path) -> Kubectl:
     apply_objects(cp, "hub", role_for(namespace_, name, rules))
     return Kubectl(token_kubeconfig(cp, "hub", namespace_, name, tmp / f"{namespace_}-{name}.kubeconfig"), namespace_)
+
+
+# ----- the results table of docs/security.md -----------------------------------------------------
+ATTACKS = {  # test -> (issue #12 item, the attack)
+    "test_tenant_holds_only_its_own_rights": ("-", "harness check: what the tenant's own token may do"),
+    "test_control_jobs_run_once_in_the_tenants_member_namespace": (
+        "-", "positive control: a plain job into eu-de (admin-made namespaces) and eu-gb (createNamespaces)"),
+    "test_pod_security_standards_refused": ("1", "template outside `restricted`: `{param}`"),
+    "test_member_namespaces_are_made_only_with_the_admins_level": ("1", "namespaces the operator creates in members"),
+    "test_edit_after_dispatch_never_runs_the_edit": (
+        "2", "`ttlSecondsAfterFinished: 0`, then an edit to privileged + hostPID + hostPath `/` after dispatch"),
+    "test_template_cannot_reach_beyond_the_tenants_namespace": ("3", "template: `{param}`"),
+    "test_same_name_in_two_namespaces_never_collides": ("3", "the same job name in team-a and team-b"),
+    "test_namespace_owner_cannot_loosen_pod_security": (
+        "4", "the namespace owner's CarbonPolicy asks for `baseline`; root and hostPath jobs under it"),
+    "test_allowed_namespaces_hold_when_two_clusters_serve_a_region": (
+        "5", "MemberCluster `aa-eu-de` (region eu-de, team-b only, first by name) beside `eu-de`"),
+    "test_ttl_zero_job_runs_exactly_once": ("6", "`ttlSecondsAfterFinished: 0`"),
+    "test_no_job_ever_has_two_member_copies": ("6", "every job sent: member Jobs ever made, watched over the window"),
+    "test_pods_refused_by_the_member_are_reported": ("7", "pods the member refuses (ServiceAccount `ghost`)"),
+    "test_job_deleted_while_the_hub_api_restarts_is_removed_from_the_member": (
+        "8", "job deleted while the operator is paused and the hub API server restarts"),
+    "test_two_hubs_never_touch_each_others_jobs": ("9", "a second hub registers the same member namespace"),
+    "test_oversized_template_refused_by_the_hub_api": ("10", "a 769 KB template"),
+    "test_trace_file_content_never_reaches_the_tenant": ("11", "a MemberCluster trace path naming a file with a secret"),
+    "test_policy_max_delay_caps_the_deadline": ("12", "a deadline 40 h away under a policy `maxDelay: 1h`"),
+    "test_tenant_reads_back_nothing_of_others": ("+", "status and Events of all team-a jobs, searched for others' data"),
+    "test_one_namespace_cannot_take_a_members_capacity": ("+", "nine 12 s jobs into a member with `maxJobsPerNamespace: 3`"),
+    "test_delete_and_recreate_mid_dispatch": ("+", "delete a running job, create it again with the same name at once"),
+}
+
+
+def results_table(junit_xml: Path) -> str:
+    """The Markdown table of docs/security.md from a JUnit report of tests/chaos/test_tenancy.py:
+    ``pytest tests/chaos/test_tenancy.py --junitxml=FILE``; each test records what happened as
+    property ``result``."""
+    import xml.etree.ElementTree as ET
+
+    rows = ["| issue #12 item | attack | result | what happened | test |", "| --- | --- | --- | --- | --- |"]
+    for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        name = case.get("name", "")
+        test, _, param = name.partition("[")
+        param = param.rstrip("]")
+        if test not in ATTACKS:
+            continue
+        item, attack = ATTACKS[test]
+        failure = case.find("failure")
+        if case.find("skipped") is not None:
+            continue
+        outcome = "pass" if failure is None and case.find("error") is None else "**FAIL**"
+        happened = next((p.get("value", "") for p in case.iter("property") if p.get("name") == "result"), "")
+        if failure is not None:
+            happened += f" ({(failure.get('message') or '').splitlines()[0][:200]})"
+        cell = happened.replace("|", "/").replace("\n", " ")
+        rows.append(f"| {item} | {attack.format(param=param)} | {outcome} | {cell} | `{name}` |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(results_table(Path(sys.argv[1])))
