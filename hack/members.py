@@ -2,7 +2,7 @@
 
 Used by `make demo` and by the operator's integration tests: applies the CRDs, stores each
 member's kubeconfig in a Secret in the operator's namespace, and applies one MemberCluster per
-region whose grid intensity is replayed from the real traces in ../shared/data.
+region whose grid intensity is replayed from a trace shipped in the package (carbonshift/data).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from localcluster import REPO_ROOT, LocalControlPlane
 OPERATOR_NAMESPACE = "carbonshift-system"
 # The Helm expression in charts/carbonshift/templates/admission-policy.yaml (api/admission.py HELM_NAME).
 ADMISSION_POLICY_HELM_NAME = '{{ include "carbonshift.fullname" . }}'
-# region cluster -> (grid zone, trace); see each data folder's SOURCE.md.
+# region cluster -> (grid zone, bundled trace); see operator/carbonshift/data/SOURCE.md.
 REGIONS = {
-    "eu-de": ("DE", "lets-wait-awhile/ger_ci.csv"),
-    "eu-gb": ("GB", "lets-wait-awhile/gb_ci.csv"),
-    "us-ca": ("US-CAL-CISO", "decarbonization-potential/downloaded_carbon_data/US-CAL-CISO_2022_hourly.csv"),
+    "eu-de": ("DE", "DE"),
+    "eu-gb": ("GB", "GB"),
+    "us-ca": ("US-CAL-CISO", "US-CAL-CISO"),
 }
 
 

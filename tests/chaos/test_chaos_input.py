@@ -196,7 +196,7 @@ def member_specs(draw: Any) -> dict[str, Any]:
     provider = draw(st.sampled_from(["trace", "electricitymaps", "prometheus", "watttime", "smoke-signals"]))
     signal: dict[str, Any] = {"provider": provider}
     if draw(st.integers(0, 4)):
-        signal["trace"] = {"path": draw(st.sampled_from(["DE", "lets-wait-awhile/gb_ci.csv", "/nonexistent.csv", "ü.csv"]))}
+        signal["trace"] = {"path": draw(st.sampled_from(["DE", "GB", "/nonexistent.csv", "ü.csv", "../../etc/passwd"]))}
         signal["electricityMaps"] = {"url": "http://127.0.0.1:9/v3", "tokenSecretRef": {
             "name": "nope", "namespace": OPERATOR_NAMESPACE, "key": "token"}}
         signal["prometheus"] = {"url": "http://127.0.0.1:9", "query": "up"}

@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 GENERATE_COMMAND: Final = "python -m carbonshift.api.crdgen"
-HEADER: Final = f"# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
+# The leading "---" keeps `helm show crds` (which concatenates the chart's CRD files) a valid stream.
+HEADER: Final = f"---\n# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
 #: The chart template holding the ValidatingAdmissionPolicy (plain YAML, no Helm templating, so
 #: `kubectl apply -f` works on it too), relative to the repository root.
 POLICY_FILE: Final = Path("charts/carbonshift/templates/admission-policy.yaml")

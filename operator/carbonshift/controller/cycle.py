@@ -821,7 +821,19 @@ class Scheduler:
         if progress == "Succeeded":
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
+        self._count_deadline_miss(ctx, member, member_job, view)
         ctx.event(progress, ctx.current("message"), warning=progress == "Failed")
+
+    # ----- deadline misses (metrics only; alerting rule CarbonshiftDeadlineMissed) ---------------
+    def _count_deadline_miss(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
+                             view: CycleView) -> None:
+        """carbonshift_deadline_misses_total: the run ended after the job's deadline (on the operator's
+        clock; a failed run has no completionTime, so the moment the cycle saw it end counts)."""
+        status = member_job.get("status") or {}
+        ended = self.clock.from_real(_parse_time(status["completionTime"])) if status.get("completionTime") else view.now
+        if ended > self._core_job(ctx, view.now).deadline:  # the deadline the planner planned for
+            self.metrics.deadline_misses.labels(hub_namespace=ctx.body["metadata"].get("namespace", ""),
+                                                cluster=member.metadata.name).inc()
 
     async def _measured_grams(self, member: MemberCluster, member_job: dict[str, Any], start: datetime,
                               duration: timedelta) -> float | None:
