@@ -238,6 +238,9 @@ def _other_tenant_things() -> dict[str, dict[str, Any]]:
             "annotations": {"carbonshift.io/source": f"{TEAM_B}/victim"}}},
         "forged-pod-labels": {"meta_pod_labels": {"carbonshift.io/job-uid": "00000000-0000-0000-0000-000000000000",
                                                   "batch.kubernetes.io/controller-uid": "forged"}},
+        # Adopt team-b's pods: a Job with its own selector matching their labels.
+        "manual-selector": {"job_spec": {"manualSelector": True, "selector": {"matchLabels": {"app": "team-b-api"}}},
+                            "meta_pod_labels": {"app": "team-b-api"}},
         "automount-token": {"pod": {"automountServiceAccountToken": True}},
         "projected-token-audience": {"pod": {"volumes": [{"name": "t", "projected": {"sources": [
             {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "t"}}]}}]}},
@@ -528,6 +531,17 @@ def test_oversized_template_refused_by_the_hub_api(tenancy) -> None:
     assert "oversized" not in t.tenant("get", "carbonawarejobs", "-o", "name").stdout
 
 
+def test_trace_file_content_never_reaches_the_tenant(tenancy, barrage) -> None:
+    """Issue item 11: a MemberCluster trace path naming a token file; no line of it in any tenant-readable object."""
+    t = tenancy
+    sent = barrage["stale-trace"]
+    readable = json.dumps(t.tenant.get(sent.name)) + json.dumps(_events(t, sent))
+    assert t.secret_word not in readable
+    member = t.cp.kubectl("hub", "get", "membercluster", "bad-trace", "-o", "json").stdout
+    assert t.secret_word not in member
+    assert t.secret_word not in t.operator.log_path.read_text()
+
+
 def test_policy_max_delay_caps_the_deadline(tenancy, barrage) -> None:
     """Issue item 12: deadline 40 h away under a 1 h policy: planned to start within the hour."""
     t = tenancy
@@ -536,6 +550,22 @@ def test_policy_max_delay_caps_the_deadline(tenancy, barrage) -> None:
     assert decision, f"no decision: {json.dumps(status)[:600]}"
     start, decided = parse_time(decision["start"]), parse_time(decision["decidedAt"])
     assert start - decided <= timedelta(hours=1, minutes=15), f"planned {start - decided} after the decision"
+
+
+@pytest.mark.chaos_smoke
+def test_tenant_reads_back_nothing_of_others(tenancy, barrage) -> None:
+    """Status and Events of every team-a job name nothing of team-b, of the members' addresses or
+    credentials, or of the operator's Secrets."""
+    t = tenancy
+    readable = json.dumps(json.loads(t.tenant("get", "carbonawarejobs", "-o", "json").stdout))
+    readable += json.dumps(json.loads(t.cp.kubectl("hub", "-n", TEAM_A, "get", "events", "-o", "json").stdout))
+    forbidden = [MAPPED_B, "team-b-only", t.secret_word, "tenancy-eu-de", "tenancy-eu-gb", *t.dispatcher_tokens]
+    if barrage["twin-b"].uid:
+        forbidden.append(barrage["twin-b"].uid)
+    for cluster in (ADMIN_MEMBER, CREATING_MEMBER):
+        forbidden.append(yaml.safe_load(t.cp.kubeconfig(cluster).read_text())["clusters"][0]["cluster"]["server"])
+    leaked = [word for word in forbidden if word and word in readable]
+    assert not leaked, leaked
 
 
 def _restart_hub_apiserver(cp: ChaosPlane) -> None:
