@@ -253,6 +253,16 @@ class Engine:
                 os.kill(pid, signal.SIGKILL)
             self.pidfile(daemon).unlink(missing_ok=True)
             _reap(pid)
+        if self._pid("dockerd") is None and self._pid("containerd") is None:
+            self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its network-namespace mount (and, when killed, overlay mounts) behind;
+        only mounts inside our own folder are touched, deepest first."""
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        ours = [m for m in mounts if m.startswith(f"{self.root}/")]
+        for mount in sorted(ours, key=len, reverse=True):
+            subprocess.run(["umount", mount], check=False, capture_output=True)
 
     # ---- base image, wheels, build ---------------------------------------------------------------
 

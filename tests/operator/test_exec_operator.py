@@ -137,7 +137,13 @@ def test_members_with_the_three_clouds_plugins_become_ready_and_get_jobs(
                what="MemberClusters Ready through exec plugins", on_fail=rig.process.log_tail)
     ns = make_namespace("hub", "exec")
     for cluster in MEMBER_PLUGINS:
-        hub.apply(ns, caj_manifest(f"run-{cluster}", regions=[cluster], max_delay="20m", pod_seconds=600))
+        manifest = caj_manifest(f"run-{cluster}", regions=[cluster], max_delay="20m", pod_seconds=600)
+        # A tenant trying to steer the plugin: names, labels and env that look like its inputs.
+        manifest["metadata"]["annotations"] = {"client.authentication.k8s.io/exec": '{"command": "sh"}'}
+        manifest["metadata"]["labels"] = {"AWS_PROFILE": "tenant"}
+        container = manifest["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [{"name": "KUBERNETES_EXEC_INFO", "value": "{}"}, {"name": "AWS_PROFILE", "value": "x"}]
+        hub.apply(ns, manifest)
     for cluster in MEMBER_PLUGINS:
         status = wait_until(lambda c=cluster: (s := hub.status(ns, f"run-{c}")).get("memberJob") and s,
                             what=f"dispatch to {cluster}", on_fail=rig.process.log_tail)
@@ -147,6 +153,11 @@ def test_members_with_the_three_clouds_plugins_become_ready_and_get_jobs(
     assert gke and gke[0]["info"]["spec"]["cluster"]["server"].startswith("https://127.0.0.1:")
     assert gke[0]["info"]["spec"]["interactive"] is False and gke[0]["stdin"] == ""
     assert calls(rig.state, "kubelogin")[0]["env"]["AAD_SERVICE_PRINCIPAL_CLIENT_SECRET"] == "made-up-secret"
+    # Every run of every plugin saw exactly the inputs of its kubeconfig, whatever the jobs said.
+    for key in ("aws-hub", "aws-eu-de", "gke-gcloud-auth-plugin", "kubelogin"):
+        seen = {json.dumps([c["args"], c["env"], c["info"], c["stdin"]], sort_keys=True) for c in calls(rig.state, key)}
+        assert len(seen) == 1, (key, seen)
+    assert calls(rig.state, "aws-eu-de")[0]["env"]["AWS_PROFILE"] == "carbonshift"  # the kubeconfig's, not a job's
 
 
 def test_tokens_revoked_mid_run_are_replaced_and_plugin_runs_are_cached(
@@ -158,10 +169,12 @@ def test_tokens_revoked_mid_run_are_replaced_and_plugin_runs_are_cached(
     # Token B for both, then token A revoked while still inside its expirationTimestamp.
     for cluster in ("hub", "eu-de"):
         rig.rotate(cluster, old=f"{ACCOUNT}-0", new=f"{ACCOUNT}-1")
-    # Kopf logs in again with token B when A would expire (or when A is refused), at most ~20 s on.
-    wait_until(lambda: len(calls(rig.state, "aws-hub")) > before["aws-hub"], timeout=45,
-               what="the hub plugin run again", on_fail=rig.process.log_tail)
-    time.sleep(TTL_S)  # every token handed out before the rotation has expired by now
+    # eu-de is probed every 10 s: its next probe gets a 401 with A, and the plugin runs again.
+    wait_until(lambda: len(calls(rig.state, "aws-eu-de")) > before["aws-eu-de"], timeout=45,
+               what="the eu-de plugin run again", on_fail=rig.process.log_tail)
+    # The hub token is renewed when next needed (like client-go, not on a timer): by then A has
+    # expired or is refused, and the operator's writes for the new job need B.
+    time.sleep(TTL_S)
     ns = make_namespace("hub", "rotated")
     hub.apply(ns, caj_manifest("after-rotation", regions=["eu-de"], max_delay="20m", pod_seconds=600))
     status = wait_until(lambda: (s := hub.status(ns, "after-rotation")).get("memberJob") and s, timeout=60,
@@ -179,3 +192,46 @@ def test_tokens_revoked_mid_run_are_replaced_and_plugin_runs_are_cached(
         assert 2 <= len(runs) <= bound, (key, len(runs), bound, rig.process.log_tail(60))
     log = rig.process.log_path.read_text()
     assert "LoginError" not in log and "Traceback" not in log, rig.process.log_tail(80)
+
+
+def test_plugin_outage_mid_run_is_survived(rig: Rig, hub: Hub, make_namespace: Callable[[str], str]) -> None:
+    """The hub's plugin fails for longer than its last token lives: the operator keeps retrying
+    (its client per request, Kopf's login every 10 s) and works again once the plugin does."""
+    runs = len(calls(rig.state, "aws-hub"))
+    (rig.state / "aws-hub.fail").write_text("")
+    try:
+        wait_until(lambda: len(calls(rig.state, "aws-hub")) > runs, timeout=45, what="a failing hub plugin run",
+                   on_fail=rig.process.log_tail)
+        time.sleep(TTL_S)  # the last good token has expired
+    finally:
+        (rig.state / "aws-hub.fail").unlink()
+    assert rig.process.proc is not None and rig.process.proc.poll() is None, rig.process.log_tail(60)
+    ns = make_namespace("hub", "outage")
+    hub.apply(ns, caj_manifest("after-outage", regions=["eu-de"], max_delay="20m", pod_seconds=600))
+    status = wait_until(lambda: (s := hub.status(ns, "after-outage")).get("memberJob") and s, timeout=90,
+                        what="dispatch after the plugin outage", on_fail=rig.process.log_tail)
+    assert status["decision"]["cluster"] == "eu-de"
+    assert "exited with 1 (its stderr is in the operator log)" in rig.process.log_path.read_text()
+
+
+def test_a_hub_plugin_failing_at_start_ends_the_operator_naming_it(control_plane: Any, tmp_path: Path) -> None:
+    bin_dir, state = install_plugins(tmp_path)
+    set_token(state, "aws", "unused")
+    (state / "aws.fail").write_text("")
+    hub_admin = yaml.safe_load(control_plane.kubeconfig("hub").read_text())
+    kubeconfig = tmp_path / "hub.kubeconfig"
+    kubeconfig.write_text(json.dumps(kubeconfig_with_user(hub_admin, exec_user("aws", "hub"))))
+    done = subprocess.run([sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={kubeconfig}",
+                           "--no-leader-election", "--metrics-port=0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": path_with(bin_dir)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (f"cannot connect to the hub: hub: login: exec plugin {bin_dir / 'aws'} (user 'cloud-user') exited with 1"
+            in done.stderr)
+    missing = exec_user("gke-gcloud-auth-plugin", "hub")
+    missing["exec"]["command"] = "carbonshift-missing-plugin"
+    kubeconfig.write_text(json.dumps(kubeconfig_with_user(hub_admin, missing)))
+    done = subprocess.run([sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={kubeconfig}",
+                           "--no-leader-election", "--metrics-port=0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert ("cannot connect to the hub: user 'cloud-user': exec.command 'carbonshift-missing-plugin' is not on the "
+            "operator's PATH (installHint: Install gke-gcloud-auth-plugin for use with kubectl") in done.stderr

@@ -31,7 +31,7 @@ with kubernetes_hidden():  # Kopf would import the official client just because 
 from carbonshift.controller.clock import AcceleratedClock, Clock, SystemClock
 from carbonshift.controller.cycle import Scheduler
 from carbonshift.controller.health import HealthServer
-from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, secret_path
+from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError, secret_path
 from carbonshift.controller.kubeconfig import Connection, KubeconfigError, resolve_connection
 from carbonshift.controller.leader import LeaderElector
 from carbonshift.controller.members import MemberRegistry
@@ -101,6 +101,11 @@ async def operate(settings: OperatorSettings, kubeconfig: Path | None, identity:
     hub = KubeApi(_hub_connection(kubeconfig), name="hub", max_connections=_max_connections(settings))
     registry = MemberRegistry(hub, settings.member_probe_seconds, max_connections=_max_connections(settings))
     try:
+        if hub.exec_credentials is not None:
+            try:  # a plugin that cannot log in at all: say so and stop, rather than retry in Kopf's login
+                await hub.login_token()
+            except KubeError as exc:
+                raise KubeconfigError(str(exc)) from None
         return await _operate(settings, hub, registry, identity)
     finally:
         await registry.aclose()

@@ -331,6 +331,7 @@ class Scheduler:
         members = list(view.members.values())
         policies: dict[str, dict[str, CarbonPolicySpec]] = {}
         live: set[str] = set()
+        config = self.world.config_fingerprint()
         for (namespace, name), body in self.world.active_jobs():
             meta = body.get("metadata") or {}
             status = body.get("status") or {}
@@ -338,6 +339,11 @@ class Scheduler:
             live.add(uid)
             if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL or uid in self._inflight:
                 continue
+            trimmed_against = self.world.trimmed_config((namespace, name))
+            if trimmed_against is not None:
+                if trimmed_against == config:
+                    continue  # invalid, and nothing it depends on changed: its status already says why
+                body = self.world.restore((namespace, name))
             try:
                 model = self._parsed(uid, body)
             except ValidationError as exc:
@@ -353,6 +359,8 @@ class Scheduler:
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     ctx.event("Invalid", message, warning=True)
                     invalid.append(ctx)
+                else:
+                    self._trim_invalid((namespace, name), uid, config)
                 continue
             if namespace not in policies:
                 policies[namespace] = self.world.namespace_policies(namespace)
@@ -368,6 +376,8 @@ class Scheduler:
                         ctx.event("Invalid", message, warning=True)
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     invalid.append(ctx)
+                    if not (changed(ctx.status, ctx.patch) or ctx.events):
+                        self._trim_invalid((namespace, name), uid, config)
                     continue
                 # Already running: a later edit cannot be honoured, but the run is not abandoned.
                 policy = policy or resolve_policy(model, {}, self.settings.defaults, self.settings.admin_rules)[0]
@@ -383,6 +393,11 @@ class Scheduler:
         for uid in set(self._quiet) - live:
             del self._quiet[uid]
         return contexts, invalid
+
+    def _trim_invalid(self, key: tuple[str, str], uid: str, config: tuple[Any, ...]) -> None:
+        """An invalid job whose status already says so is held as text until it or the config changes."""
+        self.world.trim_invalid(key, config)
+        self._models.pop(uid, None)
 
     def _parsed(self, uid: str, body: dict[str, Any]) -> CarbonAwareJob:
         """The job's model, parsed again only when its spec changed (a new generation)."""

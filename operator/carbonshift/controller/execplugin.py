@@ -45,6 +45,9 @@ RUN_TIMEOUT_S = 60.0
 # A token is replaced this long before its expirationTimestamp (at most a fifth of its lifetime),
 # so a request never leaves with a token that expires on the way.
 REFRESH_BEFORE_S = 60.0
+# After a failed run, callers get that failure for this long instead of a new run: an operator
+# makes many requests a second, and each run of a cloud plugin is a call to its identity service.
+FAILURE_HOLD_S = 5.0
 
 
 class ExecError(Exception):
@@ -134,6 +137,7 @@ class ExecCredentials:
     ``token()`` runs the plugin when there is no answer yet or the last one is about to expire;
     concurrent callers wait for the same run. ``invalidate(token)`` after a 401 drops that token
     (only if it is still the current one: forty requests failing with the same token cause one run).
+    A failed run is answered for FAILURE_HOLD_S without running the plugin again.
     """
 
     def __init__(self, config: ExecConfig) -> None:
@@ -142,6 +146,7 @@ class ExecCredentials:
         self._current: ExecToken | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._failure: tuple[float, ExecError] | None = None  # (monotonic until, error)
 
     def _valid(self) -> ExecToken | None:
         current = self._current
@@ -179,6 +184,17 @@ class ExecCredentials:
         return self._current
 
     def _run(self) -> ExecToken:
+        if self._failure is not None and time.monotonic() < self._failure[0]:
+            raise self._failure[1]
+        try:
+            answer = self._run_plugin()
+        except ExecError as exc:
+            self._failure = (time.monotonic() + FAILURE_HOLD_S, exc)
+            raise
+        self._failure = None
+        return answer
+
+    def _run_plugin(self) -> ExecToken:
         # Blocking: ``token()`` runs it in a worker thread. A thread rather than an asyncio
         # subprocess: a caller cancelled mid-run (shutdown, a timed-out request) leaves the run to
         # finish and be cached, where a cancelled asyncio subprocess could hang the loop's shutdown.

@@ -42,8 +42,9 @@ def _scheduler(memo: kopf.Memo) -> Scheduler:
     return memo["scheduler"]  # type: ignore[no-any-return]
 
 
-# Retries: a plugin failing once (a cloud login hiccup) must not end the operator.
-@kopf.on.login(retries=5, backoff=3.0)
+# Retried without end: a cloud login outage mid-run must not leave Kopf without credentials for
+# good (it would then wait forever); a plugin that fails at start-up ends the process (command.py).
+@kopf.on.login(errors=kopf.ErrorsMode.TEMPORARY, retries=None, backoff=10.0)
 async def login(memo: kopf.Memo, **_: Any) -> kopf.AiohttpSession:
     """Kopf's watches use the operator's own hub connection (command._hub_connection), never a
     configuration of their own, so both always reach the same cluster with the same identity.

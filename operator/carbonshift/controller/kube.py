@@ -121,12 +121,15 @@ class KubeApi:
             self._token_read_at = now
         return self._token
 
+    def _what(self, method: str, path: str) -> str:
+        return f"{self.name}: {method} {path}" if path else f"{self.name}: {method}"
+
     async def _auth_token(self, method: str, path: str) -> str | None:
         if self.exec_credentials is not None:
             try:
                 return (await self.exec_credentials.token()).token
             except ExecError as exc:
-                raise KubeError(401, f"{self.name}: {method} {path}: {exc}") from None
+                raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
         return self._static_token(method, path)
 
     def _token_sync(self, method: str, path: str) -> str | None:
@@ -134,14 +137,14 @@ class KubeApi:
             try:
                 return self.exec_credentials.token_sync().token
             except ExecError as exc:
-                raise KubeError(401, f"{self.name}: {method} {path}: {exc}") from None
+                raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
         return self._static_token(method, path)
 
     def _static_token(self, method: str, path: str) -> str | None:
         try:
             return self._bearer()
         except OSError as exc:
-            raise KubeError(401, f"{self.name}: {method} {path}: cannot read token file "
+            raise KubeError(401, f"{self._what(method, path)}: cannot read token file "
                                  f"({type(exc).__name__})") from None
 
     def _refused(self, token: str | None) -> bool:
@@ -165,7 +168,7 @@ class KubeApi:
         """
         if refused is not None:
             self._refused(refused)
-        token = await self._auth_token("LOGIN", "")
+        token = await self._auth_token("login", "")
         cached = self.exec_credentials.cached() if self.exec_credentials is not None else None
         return token, cached.refresh_by if cached is not None else None
 
