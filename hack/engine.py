@@ -52,9 +52,10 @@ BASE_DPKG_OPTS = (
     "path-exclude=/usr/share/i18n/*", "path-exclude=/usr/share/zoneinfo/right/*",
     "path-exclude=/usr/share/zoneinfo/posix/*",
 )
+# The standard library's bytecode stays (5 MB): under a read-only root file system Python could
+# not cache it, and would compile every module it imports at each start.
 BASE_CLEANUP = ("rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/* $1/var/cache/debconf/*-old "
-                "$1/var/log/* $1/usr/lib/python3.11/test $1/usr/lib/python3/dist-packages/*/tests "
-                "&& find $1/usr/lib/python3* -name __pycache__ -prune -exec rm -rf {} +")
+                "$1/var/log/* $1/usr/lib/python3.11/test $1/usr/lib/python3/dist-packages/*/tests")
 DEFAULT_TAG = "ghcr.io/carbonshift/carbonshift"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -286,6 +287,9 @@ class Engine:
                    f"--customize-hook={BASE_CLEANUP}", SUITE, str(partial)]
             subprocess.run(cmd, check=True)
             partial.rename(tar)
+            for stale in tar.parent.glob(f"debian-{SUITE}-python*.tar"):  # earlier recipes
+                if stale != tar:
+                    stale.unlink()
         log(f"importing {tar.name} as {tag}")
         self.docker("import", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "--change", "CMD [\"python3\"]", str(tar), tag)
