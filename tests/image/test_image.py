@@ -95,6 +95,7 @@ def test_the_image_runs_as_the_charts_pod_and_dispatches_a_job(
                               "/metrics answering", log)
     assert "carbonshift_" in body
     probes = {kind: container[kind] for kind in ("startupProbe", "livenessProbe", "readinessProbe") if kind in container}
+    assert {"livenessProbe", "readinessProbe"} <= set(probes), "the chart's Deployment has no probes"
     for kind, probe in probes.items():
         wait_until(lambda p=probe: pod.probe(p)[0], 60, f"{kind} succeeding", lambda p=probe: pod.probe(p)[1] + log())
 
@@ -144,9 +145,11 @@ def test_the_image_runs_as_the_charts_pod_and_dispatches_a_job(
     # The pod kept to what the chart allows: nothing in the log says it was refused anything.
     assert "Forbidden" not in log() and "Read-only file system" not in log(), log()
     assert pod.running(), log()
-    pod.stop()
-    # SIGTERM: the operator stops within the chart's grace period.
+    # SIGTERM, as the kubelet sends it: the operator stops within the chart's grace period and
+    # hands the Lease back, so another replica need not wait for it to expire.
+    pod.stop(int(deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)))
     assert not pod.running()
+    assert leader() is None, log()
 
 
 def _get(pod: RunningPod, port: str, path: str) -> tuple[int, str] | None:

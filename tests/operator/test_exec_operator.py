@@ -137,7 +137,13 @@ def test_members_with_the_three_clouds_plugins_become_ready_and_get_jobs(
                what="MemberClusters Ready through exec plugins", on_fail=rig.process.log_tail)
     ns = make_namespace("hub", "exec")
     for cluster in MEMBER_PLUGINS:
-        hub.apply(ns, caj_manifest(f"run-{cluster}", regions=[cluster], max_delay="20m", pod_seconds=600))
+        manifest = caj_manifest(f"run-{cluster}", regions=[cluster], max_delay="20m", pod_seconds=600)
+        # A tenant trying to steer the plugin: names, labels and env that look like its inputs.
+        manifest["metadata"]["annotations"] = {"client.authentication.k8s.io/exec": '{"command": "sh"}'}
+        manifest["metadata"]["labels"] = {"AWS_PROFILE": "tenant"}
+        container = manifest["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [{"name": "KUBERNETES_EXEC_INFO", "value": "{}"}, {"name": "AWS_PROFILE", "value": "x"}]
+        hub.apply(ns, manifest)
     for cluster in MEMBER_PLUGINS:
         status = wait_until(lambda c=cluster: (s := hub.status(ns, f"run-{c}")).get("memberJob") and s,
                             what=f"dispatch to {cluster}", on_fail=rig.process.log_tail)
@@ -147,6 +153,11 @@ def test_members_with_the_three_clouds_plugins_become_ready_and_get_jobs(
     assert gke and gke[0]["info"]["spec"]["cluster"]["server"].startswith("https://127.0.0.1:")
     assert gke[0]["info"]["spec"]["interactive"] is False and gke[0]["stdin"] == ""
     assert calls(rig.state, "kubelogin")[0]["env"]["AAD_SERVICE_PRINCIPAL_CLIENT_SECRET"] == "made-up-secret"
+    # Every run of every plugin saw exactly the inputs of its kubeconfig, whatever the jobs said.
+    for key in ("aws-hub", "aws-eu-de", "gke-gcloud-auth-plugin", "kubelogin"):
+        seen = {json.dumps([c["args"], c["env"], c["info"], c["stdin"]], sort_keys=True) for c in calls(rig.state, key)}
+        assert len(seen) == 1, (key, seen)
+    assert calls(rig.state, "aws-eu-de")[0]["env"]["AWS_PROFILE"] == "carbonshift"  # the kubeconfig's, not a job's
 
 
 def test_tokens_revoked_mid_run_are_replaced_and_plugin_runs_are_cached(

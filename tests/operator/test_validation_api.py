@@ -41,8 +41,9 @@ def hub(control_plane: Any) -> Any:
 
 
 def caj(name: str, pod: dict[str, Any] | None = None, **template_extra: Any) -> dict[str, Any]:
+    # A region no MemberCluster serves: an operator running beside these tests never dispatches them.
     return {"apiVersion": "carbonshift.io/v1alpha1", "kind": "CarbonAwareJob", "metadata": {"name": name},
-            "spec": {"maxDelay": "1h", "estimatedDuration": "10m",
+            "spec": {"maxDelay": "1h", "estimatedDuration": "10m", "placement": {"allowedRegions": ["nowhere-1"]},
                      "template": {"spec": {"template": {"spec": pod or POD}}, **template_extra}}}
 
 

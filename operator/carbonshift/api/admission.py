@@ -32,12 +32,12 @@ __all__ = [
 ]
 
 #: Longest ``spec.template``, in characters of its rendering (close to its compact JSON size).
-MAX_TEMPLATE_CHARS: Final = 65_536
+MAX_TEMPLATE_CHARS: Final = 32_768
 #: Most values (maps, lists and their items) in ``spec.template``.
-MAX_TEMPLATE_VALUES: Final = 2_000
+MAX_TEMPLATE_VALUES: Final = 1_000
 #: Longest ``metadata.annotations`` + ``metadata.labels`` of a CarbonAwareJob (kubectl apply keeps
 #: a copy of the whole object in an annotation, so this leaves room for a template at the cap).
-MAX_ANNOTATION_CHARS: Final = 98_304
+MAX_ANNOTATION_CHARS: Final = 49_152
 #: The policy and its binding are named ``<release fullname><POLICY_SUFFIX>``.
 POLICY_SUFFIX: Final = "-job-limits"
 #: The Helm expression for the release's full name (the one placeholder in the chart's file).

@@ -125,6 +125,9 @@ class Scheduler:
         self._inflight: dict[str, asyncio.Task[None]] = {}  # job uid -> its writes in progress
         self._inflight_plans: dict[str, Plan] = {}  # capacity held by dispatches in progress
         self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
+        # uid -> ((generation, config), (policy, problems, regions)): the checks of a job are redone
+        # only when it or a MemberCluster/CarbonPolicy spec changed (the Pod Security walk is not free).
+        self._checked: dict[str, tuple[Any, tuple[Any, list[str], tuple[str, ...]]]] = {}
         self._member_caches: dict[str, MemberJobCache] = {}
         self._member_seen: dict[str, MemberCluster] = {}  # member -> its model in the last cycle
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
@@ -331,6 +334,7 @@ class Scheduler:
         members = list(view.members.values())
         policies: dict[str, dict[str, CarbonPolicySpec]] = {}
         live: set[str] = set()
+        config = self.world.config_fingerprint()
         for (namespace, name), body in self.world.active_jobs():
             meta = body.get("metadata") or {}
             status = body.get("status") or {}
@@ -338,6 +342,11 @@ class Scheduler:
             live.add(uid)
             if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL or uid in self._inflight:
                 continue
+            trimmed_against = self.world.trimmed_config((namespace, name))
+            if trimmed_against is not None:
+                if trimmed_against == config:
+                    continue  # invalid, and nothing it depends on changed: its status already says why
+                body = self.world.restore((namespace, name))
             try:
                 model = self._parsed(uid, body)
             except ValidationError as exc:
@@ -353,12 +362,20 @@ class Scheduler:
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     ctx.event("Invalid", message, warning=True)
                     invalid.append(ctx)
+                else:
+                    self._trim_invalid((namespace, name), uid, config)
                 continue
-            if namespace not in policies:
-                policies[namespace] = self.world.namespace_policies(namespace)
-            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
-                                            self.settings.admin_rules)
-            problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
+            checked = self._checked.get(uid)
+            if checked is not None and checked[0] == (meta.get("generation"), config):
+                policy, problems, regions = checked[1]
+            else:
+                if namespace not in policies:
+                    policies[namespace] = self.world.namespace_policies(namespace)
+                policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
+                                                self.settings.admin_rules)
+                problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
+                regions = allowed_regions(model, policy, members) if policy is not None and not problems else ()
+                self._checked[uid] = ((meta.get("generation"), config), (policy, problems, regions))
             if problems or policy is None:
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
                 if not status.get("memberJob"):
@@ -368,6 +385,8 @@ class Scheduler:
                         ctx.event("Invalid", message, warning=True)
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     invalid.append(ctx)
+                    if not (changed(ctx.status, ctx.patch) or ctx.events):
+                        self._trim_invalid((namespace, name), uid, config)
                     continue
                 # Already running: a later edit cannot be honoured, but the run is not abandoned.
                 policy = policy or resolve_policy(model, {}, self.settings.defaults, self.settings.admin_rules)[0]
@@ -375,14 +394,21 @@ class Scheduler:
                 ctx.condition("Valid", False, "InvalidSpec", "; ".join(problems), view.now)
                 contexts.append(ctx)
                 continue
-            ctx = JobContext(body, model, policy, allowed_regions(model, policy, members), status)
+            ctx = JobContext(body, model, policy, regions, status)
             ctx.condition("Valid", True, "Valid", f"spec is valid; policy from {policy.source}", view.now)
             contexts.append(ctx)
         for uid in set(self._models) - live:
             del self._models[uid]
+        for uid in set(self._checked) - live:
+            del self._checked[uid]
         for uid in set(self._quiet) - live:
             del self._quiet[uid]
         return contexts, invalid
+
+    def _trim_invalid(self, key: tuple[str, str], uid: str, config: tuple[Any, ...]) -> None:
+        """An invalid job whose status already says so is held as text until it or the config changes."""
+        self.world.trim_invalid(key, config)
+        self._models.pop(uid, None)
 
     def _parsed(self, uid: str, body: dict[str, Any]) -> CarbonAwareJob:
         """The job's model, parsed again only when its spec changed (a new generation)."""
