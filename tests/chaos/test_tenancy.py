@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -477,9 +477,16 @@ def _what_happened(t: Tenancy, sent: Sent) -> str:
     return text
 
 
+@pytest.fixture
+def note(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Records what happened as the test's ``result`` property (in a --junitxml report), the
+    'what happened' column of docs/security.md (tenancy_support.results_table)."""
+    return lambda text: request.node.user_properties.append(("result", text))
+
+
 # ----- the tests ----------------------------------------------------------------------------------
 @pytest.mark.chaos_smoke
-def test_tenant_holds_only_its_own_rights(tenancy, record_property) -> None:
+def test_tenant_holds_only_its_own_rights(tenancy, note) -> None:
     t = tenancy
     assert t.tenant("auth", "can-i", "create", "carbonawarejobs").stdout.strip() == "yes"
     for args in (["create", "carbonawarejobs", "-n", TEAM_B], ["patch", "carbonawarejobs", "--subresource=status"],
@@ -491,15 +498,15 @@ def test_tenant_holds_only_its_own_rights(tenancy, record_property) -> None:
         "containers": [{"name": "main", "image": "busybox"}], **ROOT}}
     out = t.cp.kubectl("hub", "-n", TEAM_A, "create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
     assert out.returncode != 0 and "PodSecurity" in out.stderr, out.stderr
-    record_property("result", "the tenant's token may only create/get/list/watch/update/patch/delete "
+    note("the tenant's token may only create/get/list/watch/update/patch/delete "
                               "carbonawarejobs in team-a; hub team-a refuses the root pod (PodSecurity)")
 
 
 @pytest.mark.chaos_smoke
-def test_control_jobs_run_once_in_the_tenants_member_namespace(tenancy, barrage, record_property) -> None:
+def test_control_jobs_run_once_in_the_tenants_member_namespace(tenancy, barrage, note) -> None:
     """The positive control: without it every 'nothing landed' below could be a broken dispatch."""
     t = tenancy
-    record_property("result", " | ".join(_what_happened(t, barrage[n]) for n in ("control", "control-gb")))
+    note(" | ".join(_what_happened(t, barrage[n]) for n in ("control", "control-gb")))
     for name, cluster in (("control", ADMIN_MEMBER), ("control-gb", CREATING_MEMBER)):
         sent = barrage[name]
         status = wait_until(lambda s=sent: (st := t.tenant.status(s.name)).get("phase") in ("Succeeded", "Failed")
@@ -513,22 +520,22 @@ def test_control_jobs_run_once_in_the_tenants_member_namespace(tenancy, barrage,
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.chaos_smoke] if n in SMOKE_POD_SECURITY else [])
                                   for n in POD_SECURITY])
-def test_pod_security_standards_refused(tenancy, barrage, name, record_property) -> None:
+def test_pod_security_standards_refused(tenancy, barrage, name, note) -> None:
     """Issue item 1: the admin's level (restricted) is an allow-list; nothing outside it lands."""
-    record_property("result", _what_happened(tenancy, barrage[name]))
+    note(_what_happened(tenancy, barrage[name]))
     _assert_refused(tenancy, barrage[name])
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.chaos_smoke] if n in CONTAINED_SMOKE else [])
                                   for n in _other_tenant_things()])
-def test_template_cannot_reach_beyond_the_tenants_namespace(tenancy, barrage, name, record_property) -> None:
+def test_template_cannot_reach_beyond_the_tenants_namespace(tenancy, barrage, name, note) -> None:
     """Issue item 3 and more: whatever the template names (another namespace's ServiceAccount,
     Secret or Service labels, a namespace, owners, carbonshift's own labels, a node, a priority),
     it runs at most once, only in the tenant's own member namespace, where the member's own
     admission decides; or it is refused."""
     t = tenancy
     sent = barrage[name]
-    record_property("result", _what_happened(t, sent))
+    note(_what_happened(t, sent))
     if not sent.created:
         return  # refused by the hub API: nothing can land
     _assert_contained(t, sent)
@@ -548,7 +555,7 @@ def test_template_cannot_reach_beyond_the_tenants_namespace(tenancy, barrage, na
 
 
 @pytest.mark.chaos_smoke
-def test_edit_after_dispatch_never_runs_the_edit(tenancy, barrage, record_property) -> None:
+def test_edit_after_dispatch_never_runs_the_edit(tenancy, barrage, note) -> None:
     """Issue item 2: dispatched with ttlSecondsAfterFinished 0, then edited into a privileged
     hostPID pod with hostPath /: the edit is refused, and the Job is never made again."""
     t = tenancy
@@ -556,7 +563,7 @@ def test_edit_after_dispatch_never_runs_the_edit(tenancy, barrage, record_proper
     assert sent.notes.get("dispatched"), "the job was never dispatched"
     jobs, pods = _landed(t, sent)
     code, stderr = sent.notes["edit"]
-    record_property("result", ("edit refused by the hub API: " + stderr.splitlines()[-1][:160] if code else
+    note(("edit refused by the hub API: " + stderr.splitlines()[-1][:160] if code else
                                "edit accepted") + f"; {len(jobs)} member Job(s) over {WINDOW:.0f} s")
     assert len(jobs) == 1, f"{len(jobs)} member Jobs over {WINDOW:.0f} s: {_describe(jobs)}"
     for pod in pods:
@@ -565,20 +572,20 @@ def test_edit_after_dispatch_never_runs_the_edit(tenancy, barrage, record_proper
     assert code != 0, "the template edit after dispatch was accepted by the hub API"
 
 
-def test_namespace_owner_cannot_loosen_pod_security(tenancy, barrage, record_property) -> None:
+def test_namespace_owner_cannot_loosen_pod_security(tenancy, barrage, note) -> None:
     """Issue item 4: a CarbonPolicy (written by the namespace owner) cannot lower the admin's level."""
     t = tenancy
-    record_property("result", " | ".join(_what_happened(t, barrage[n]) for n in ("loose-root", "loose-host-path")))
+    note(" | ".join(_what_happened(t, barrage[n]) for n in ("loose-root", "loose-host-path")))
     for name in ("loose-root", "loose-host-path"):
         _assert_refused(t, barrage[name])
 
 
-def test_allowed_namespaces_hold_when_two_clusters_serve_a_region(tenancy, barrage, record_property) -> None:
+def test_allowed_namespaces_hold_when_two_clusters_serve_a_region(tenancy, barrage, note) -> None:
     """Issue item 5: MemberCluster aa-eu-de (region eu-de, team-b only, first by name) is never used for team-a."""
     t = tenancy
     used = {n: sorted({j.labels.get("carbonshift.io/member-cluster", "") for j in _landed(t, barrage[n])[0]})
             for n in ("control", "region-pick-1", "region-pick-2")}
-    record_property("result", f"MemberClusters used: {used}")
+    note(f"MemberClusters used: {used}")
     for name in ("control", "region-pick-1", "region-pick-2"):
         sent = barrage[name]
         jobs, _ = _landed(t, sent)
@@ -588,21 +595,21 @@ def test_allowed_namespaces_hold_when_two_clusters_serve_a_region(tenancy, barra
 
 
 @pytest.mark.chaos_smoke
-def test_ttl_zero_job_runs_exactly_once(tenancy, barrage, record_property) -> None:
+def test_ttl_zero_job_runs_exactly_once(tenancy, barrage, note) -> None:
     """Issue item 6: ttlSecondsAfterFinished 0 makes the member Job vanish at once; it is not re-created."""
     t = tenancy
     sent = barrage["ttl-zero"]
     jobs, _ = _landed(t, sent)
-    record_property("result", _what_happened(t, sent) + f"; member Jobs ever made over {WINDOW:.0f} s: {len(jobs)}")
+    note(_what_happened(t, sent) + f"; member Jobs ever made over {WINDOW:.0f} s: {len(jobs)}")
     assert len(jobs) == 1, f"{len(jobs)} member Jobs over {WINDOW:.0f} s: {_describe(jobs)}"
     assert t.tenant.status(sent.name).get("phase") == "Succeeded", t.tenant.status(sent.name)
 
 
-def test_pods_refused_by_the_member_are_reported(tenancy, barrage, record_property) -> None:
+def test_pods_refused_by_the_member_are_reported(tenancy, barrage, note) -> None:
     """Issue item 7: pods the member refuses (ServiceAccount 'ghost' does not exist there) are not a silent Running."""
     t = tenancy
     sent = barrage["no-such-identity"]
-    record_property("result", _what_happened(t, sent))
+    note(_what_happened(t, sent))
     status = t.tenant.status(sent.name)
     _, pods = _landed(t, sent)
     assert not pods
@@ -613,23 +620,23 @@ def test_pods_refused_by_the_member_are_reported(tenancy, barrage, record_proper
 
 
 @pytest.mark.chaos_smoke
-def test_oversized_template_refused_by_the_hub_api(tenancy, record_property) -> None:
+def test_oversized_template_refused_by_the_hub_api(tenancy, note) -> None:
     """Issue item 10: a 769 KB template is refused at the API, before the operator holds it."""
     t = tenancy
     body = tenant_job("oversized")
     body["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["env"] = [
         {"name": "BLOB", "value": "x" * (769 * 1024)}]
     sent = _send(t.tenant, "oversized", body)
-    record_property("result", _what_happened(t, sent))
+    note(_what_happened(t, sent))
     assert not sent.created, "a 769 KB template was accepted"
     assert "oversized" not in t.tenant("get", "carbonawarejobs", "-o", "name").stdout
 
 
-def test_trace_file_content_never_reaches_the_tenant(tenancy, barrage, record_property) -> None:
+def test_trace_file_content_never_reaches_the_tenant(tenancy, barrage, note) -> None:
     """Issue item 11: a MemberCluster trace path naming a token file; no line of it in any tenant-readable object."""
     t = tenancy
     sent = barrage["stale-trace"]
-    record_property("result", _what_happened(t, sent).replace(t.secret_word, "<the secret>"))
+    note(_what_happened(t, sent).replace(t.secret_word, "<the secret>"))
     readable = json.dumps(t.tenant.get(sent.name)) + json.dumps(_events(t, sent))
     assert t.secret_word not in readable
     member = t.cp.kubectl("hub", "get", "membercluster", "bad-trace", "-o", "json").stdout
@@ -637,49 +644,49 @@ def test_trace_file_content_never_reaches_the_tenant(tenancy, barrage, record_pr
     assert t.secret_word not in t.operator.log_path.read_text()
 
 
-def test_policy_max_delay_caps_the_deadline(tenancy, barrage, record_property) -> None:
+def test_policy_max_delay_caps_the_deadline(tenancy, barrage, note) -> None:
     """Issue item 12: deadline 40 h away under a 1 h policy: planned to start within the hour."""
     t = tenancy
     status = t.tenant.status(barrage["deadline-under-short-policy"].name)
     decision = status.get("decision") or {}
     assert decision, f"no decision: {json.dumps(status)[:600]}"
     start, decided = parse_time(decision["start"]), parse_time(decision["decidedAt"])
-    record_property("result", f"planned to start {start - decided} after the decision")
+    note(f"planned to start {start - decided} after the decision")
     assert start - decided <= timedelta(hours=1, minutes=15), f"planned {start - decided} after the decision"
 
 
-def test_same_name_in_two_namespaces_never_collides(tenancy, barrage, record_property) -> None:
+def test_same_name_in_two_namespaces_never_collides(tenancy, barrage, note) -> None:
     """A team-a job named like a team-b job: each runs once, in its own member namespace."""
     t = tenancy
     a, b = barrage["twin"], barrage["twin-b"]
     for sent in (a, b):
         wait_until(lambda s=sent: _who(t, s).status(s.name).get("phase") == "Succeeded", timeout=30,
                    what=f"{sent.namespace}/twin Succeeded", on_fail=t.operator.log_tail)
-    record_property("result", f"team-a: {_what_happened(t, a)} | team-b: {_what_happened(t, b)}")
+    note(f"team-a: {_what_happened(t, a)} | team-b: {_what_happened(t, b)}")
     for sent in (a, b):
         _assert_contained(t, sent)
         assert len(_landed(t, sent)[0]) == 1
 
 
 @pytest.mark.chaos_smoke
-def test_no_job_ever_has_two_member_copies(tenancy, barrage, record_property) -> None:
+def test_no_job_ever_has_two_member_copies(tenancy, barrage, note) -> None:
     """Over the whole window, for every job the tenants sent: at most one member Job ever existed."""
     t = tenancy
     many = {s.name: _describe(t.recorder.jobs_for(s.uid)) for s in barrage.sent.values()
             if s.uid and len(t.recorder.jobs_for(s.uid)) > 1}
     most = max((len(t.recorder.jobs_for(s.uid)) for s in barrage.sent.values() if s.uid), default=0)
-    record_property("result", f"{sum(1 for s in barrage.sent.values() if s.uid)} jobs; most member Jobs ever "
+    note(f"{sum(1 for s in barrage.sent.values() if s.uid)} jobs; most member Jobs ever "
                               f"made for one over {WINDOW:.0f} s: {most}")
     assert not many, many
 
 
 @pytest.mark.chaos_smoke
-def test_member_namespaces_are_made_only_with_the_admins_level(tenancy, barrage, record_property) -> None:
+def test_member_namespaces_are_made_only_with_the_admins_level(tenancy, barrage, note) -> None:
     """createNamespaces: the operator creates the tenant's namespace with the admin's Pod Security
     level; where the admin made the namespaces, it creates none."""
     t = tenancy
     made = t.recorder.namespaces_since(t.started)
-    record_property("result", "; ".join(f"{s.cluster}/{s.meta['name']} enforce="
+    note("; ".join(f"{s.cluster}/{s.meta['name']} enforce="
                                         f"{s.labels.get('pod-security.kubernetes.io/enforce')}" for s in made))
     assert not [s for s in made if s.cluster == ADMIN_MEMBER], _describe(made)
     created = [s for s in made if s.cluster == CREATING_MEMBER]
@@ -691,7 +698,7 @@ def test_member_namespaces_are_made_only_with_the_admins_level(tenancy, barrage,
 
 
 @pytest.mark.chaos_smoke
-def test_tenant_reads_back_nothing_of_others(tenancy, barrage, record_property) -> None:
+def test_tenant_reads_back_nothing_of_others(tenancy, barrage, note) -> None:
     """Status and Events of every team-a job name nothing of team-b, of the members' addresses or
     credentials, or of the operator's Secrets."""
     t = tenancy
@@ -703,23 +710,23 @@ def test_tenant_reads_back_nothing_of_others(tenancy, barrage, record_property) 
     for cluster in (ADMIN_MEMBER, CREATING_MEMBER):
         forbidden.append(yaml.safe_load(t.cp.kubeconfig(cluster).read_text())["clusters"][0]["cluster"]["server"])
     leaked = [word for word in forbidden if word and word in readable]
-    record_property("result", f"{len(forbidden)} strings looked for, found: {len(leaked)}")
+    note(f"{len(forbidden)} strings looked for, found: {len(leaked)}")
     assert not leaked, leaked
 
 
-def test_one_namespace_cannot_take_a_members_capacity(tenancy, barrage, record_property) -> None:
+def test_one_namespace_cannot_take_a_members_capacity(tenancy, barrage, note) -> None:
     """maxJobsPerNamespace (eu-gb: 3): nine 12 s jobs of team-a never have more than 3 member Jobs running at once."""
     t = tenancy
     jobs = [j for s in barrage.sent.values() if s.uid and s.namespace == TEAM_A
             for j in t.recorder.jobs_for(s.uid) if j.cluster == CREATING_MEMBER]
-    record_property("result", f"{len(jobs)} team-a Jobs reached eu-gb; at most {t.recorder.max_concurrent(jobs)} "
+    note(f"{len(jobs)} team-a Jobs reached eu-gb; at most {t.recorder.max_concurrent(jobs)} "
                               f"unfinished at once (share {FAIR_SHARE})")
     assert len(jobs) >= FAIR_SHARE, f"only {len(jobs)} team-a Jobs ever reached eu-gb"
     assert t.recorder.max_concurrent(jobs) <= FAIR_SHARE, \
         f"{t.recorder.max_concurrent(jobs)} team-a Jobs unfinished at once in eu-gb (share {FAIR_SHARE})"
 
 
-def test_delete_and_recreate_mid_dispatch(tenancy, barrage, record_property) -> None:
+def test_delete_and_recreate_mid_dispatch(tenancy, barrage, note) -> None:
     """Deleted while its 20 s pod runs, created again at once under the same name: the old member
     Job goes away, the new job gets exactly one of its own."""
     t = tenancy
@@ -728,7 +735,7 @@ def test_delete_and_recreate_mid_dispatch(tenancy, barrage, record_property) -> 
     again: Sent = old.notes["again"]
     assert again.created and again.uid != old.uid, again.api_error
     old_jobs = t.recorder.jobs_for(old.uid)
-    record_property("result", f"old job: {len(old_jobs)} member Job(s), "
+    note(f"old job: {len(old_jobs)} member Job(s), "
                               f"{sum(j.deleted_at is not None for j in old_jobs)} deleted; new job: {_what_happened(t, again)}")
     assert old_jobs and all(j.deleted_at is not None for j in old_jobs), \
         f"the deleted job's member Job still exists: {_describe(old_jobs)}"
@@ -744,7 +751,7 @@ def _restart_hub_apiserver(cp: ChaosPlane) -> None:
     plane.up()
 
 
-def test_job_deleted_while_the_hub_api_restarts_is_removed_from_the_member(tenancy, record_property) -> None:
+def test_job_deleted_while_the_hub_api_restarts_is_removed_from_the_member(tenancy, note) -> None:
     """Issue item 8: the operator misses the DELETE (it is stopped, the hub API server restarts, its
     watch must list again); the member Job must still go, without an operator restart."""
     t = tenancy
@@ -761,11 +768,11 @@ def test_job_deleted_while_the_hub_api_restarts_is_removed_from_the_member(tenan
     resumed = time.monotonic()
     wait_until(lambda: all(j.deleted_at is not None for j in t.recorder.jobs_for(sent.uid)), timeout=60,
                what="the deleted job's member Job removed", on_fail=t.operator.log_tail)
-    record_property("result", f"member Job deleted {time.monotonic() - resumed:.0f} s after the operator went on "
+    note(f"member Job deleted {time.monotonic() - resumed:.0f} s after the operator went on "
                               "(same operator process)")
 
 
-def test_two_hubs_never_touch_each_others_jobs(tenancy, tmp_path, record_property) -> None:
+def test_two_hubs_never_touch_each_others_jobs(tenancy, tmp_path, note) -> None:
     """Issue item 9: a second hub (the eu-gb cluster acting as one) registers the same member
     namespace eu-de/team-a; over 30 s neither operator deletes a Job of the other."""
     t = tenancy
@@ -795,7 +802,7 @@ def test_two_hubs_never_touch_each_others_jobs(tenancy, tmp_path, record_propert
         counts = {uid: (len(t.recorder.jobs_for(uid)), sorted({j.labels.get("carbonshift.io/hub", "") for j in
                                                                t.recorder.jobs_for(uid)}))
                   for uid in (mine.uid, theirs["metadata"]["uid"])}
-        record_property("result", "member Jobs (count, hub label) over 30 s: hub 1 {}, hub 2 {}; deletions before "
+        note("member Jobs (count, hub label) over 30 s: hub 1 {}, hub 2 {}; deletions before "
                         "completion: {}".format(*counts.values(), sum(
                             1 for uid in counts for j in t.recorder.jobs_for(uid) if j.deleted_at is not None
                             and (j.finished_at is None or j.deleted_at < j.finished_at))))
