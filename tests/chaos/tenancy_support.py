@@ -438,6 +438,8 @@ ATTACKS = {  # test -> (issue #12 item, the attack)
     "test_tenant_reads_back_nothing_of_others": ("+", "status and Events of all team-a jobs, searched for others' data"),
     "test_one_namespace_cannot_take_a_members_capacity": ("+", "nine 12 s jobs into a member with `maxJobsPerNamespace: 3`"),
     "test_delete_and_recreate_mid_dispatch": ("+", "delete a running job, create it again with the same name at once"),
+    "test_forged_status_cannot_point_the_operator_at_another_tenants_job": (
+        "+", "status.memberJob forged to name team-b's running Job, then the job deleted"),
 }
 
 

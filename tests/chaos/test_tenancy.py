@@ -330,6 +330,27 @@ def _delete_and_recreate(t: Tenancy, sent: Sent) -> None:
     sent.notes["again"] = again
 
 
+def _forge_status(t: Tenancy, sent: Sent, victim: Sent) -> None:
+    """Point the job's status.memberJob at team-b's running member Job (through the main resource:
+    the tenant has no right on /status), then delete the job: the operator must not delete team-b's Job."""
+    from carbonshift.controller.manifests import member_job_name
+
+    target = {"cluster": ADMIN_MEMBER, "namespace": member_namespace(ADMIN_MEMBER, TEAM_B),
+              "name": member_job_name(TEAM_B, victim.name, victim.uid), "uid": victim.uid}
+    if not sent.created or not victim.created or _first_job(t, victim.uid, 40) is None:
+        sent.notes["ready"] = False
+        return
+    sent.notes["ready"] = True
+    _first_job(t, sent.uid, 40)
+    forged = {"status": {"phase": "Running", "memberJob": target}}
+    main = t.tenant("patch", "carbonawarejob", sent.name, "--type=merge", "-p", json.dumps(forged))
+    status = t.tenant("patch", "carbonawarejob", sent.name, "--subresource=status", "--type=merge", "-p",
+                      json.dumps(forged))
+    sent.notes["patches"] = (main.returncode, status.returncode, status.stderr.strip()[-160:])
+    sent.notes["status_after"] = t.tenant.status(sent.name).get("memberJob")
+    t.tenant("delete", "carbonawarejob", sent.name, "--wait=false")
+
+
 def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -367,6 +388,8 @@ def barrage(tenancy: Tenancy) -> Barrage:
     send("edit-after-dispatch", tenant_job("edit-after-dispatch", seconds=4, job_spec={"ttlSecondsAfterFinished": 0}))
     send("twin", tenant_job("twin", seconds=3))
     sent["twin-b"] = _send(t.tenant_b, "twin", tenant_job("twin", seconds=3))  # same name, team-b
+    sent["victim"] = _send(t.tenant_b, "victim", tenant_job("victim", seconds=30))
+    send("forged-status", tenant_job("forged-status", seconds=30))
     send("region-pick-1", tenant_job("region-pick-1", regions=[ADMIN_MEMBER]))
     send("region-pick-2", tenant_job("region-pick-2", regions=[ADMIN_MEMBER]))
     # The name must not contain what the test looks for in status (the Job's name is in it).
@@ -382,7 +405,8 @@ def barrage(tenancy: Tenancy) -> Barrage:
         send("delete-recreate", tenant_job("delete-recreate", seconds=20))
         for i in range(3 * FAIR_SHARE):
             send(f"fair-{i}", tenant_job(f"fair-{i}", regions=[CREATING_MEMBER], seconds=12))
-    actions = [threading.Thread(target=_edit_after_dispatch, args=(t, sent["edit-after-dispatch"]), daemon=True)]
+    actions = [threading.Thread(target=_edit_after_dispatch, args=(t, sent["edit-after-dispatch"]), daemon=True),
+               threading.Thread(target=_forge_status, args=(t, sent["forged-status"], sent["victim"]), daemon=True)]
     if FULL:
         actions.append(threading.Thread(target=_delete_and_recreate, args=(t, sent["delete-recreate"]), daemon=True))
     for action in actions:
@@ -742,6 +766,25 @@ def test_delete_and_recreate_mid_dispatch(tenancy, barrage, note) -> None:
     new_jobs = t.recorder.jobs_for(again.uid)
     assert len(new_jobs) == 1, _describe(new_jobs)
     _assert_contained(t, again)
+
+
+def test_forged_status_cannot_point_the_operator_at_another_tenants_job(tenancy, barrage, note) -> None:
+    """The tenant writes status.memberJob = team-b's running Job (as a patch of the object; /status is
+    not its to write), then deletes its job: team-b's Job runs to its end untouched."""
+    t = tenancy
+    sent, victim = barrage["forged-status"], barrage["victim"]
+    assert sent.notes.get("ready"), "the victim or the forger was never dispatched"
+    main_rc, status_rc, status_err = sent.notes["patches"]
+    victim_jobs = t.recorder.jobs_for(victim.uid)
+    note(f"patch of the object: rc {main_rc}, status after it: {sent.notes['status_after']}; patch of /status: "
+         f"rc {status_rc} ({status_err}); team-b's job: {_what_happened(t, victim)}")
+    assert status_rc != 0, "the tenant could write /status"
+    assert (sent.notes["status_after"] or {}).get("uid") != victim.uid, sent.notes["status_after"]
+    assert len(victim_jobs) == 1, _describe(victim_jobs)
+    early = [j for j in victim_jobs if j.deleted_at is not None and (j.finished_at is None or j.deleted_at < j.finished_at)]
+    assert not early, f"team-b's Job deleted before it finished: {_describe(early)}"
+    wait_until(lambda: t.tenant_b.status(victim.name).get("phase") == "Succeeded", timeout=40,
+               what="team-b's victim job Succeeded", on_fail=t.operator.log_tail)
 
 
 def _restart_hub_apiserver(cp: ChaosPlane) -> None:
