@@ -154,7 +154,7 @@ def up() -> int:
     wait_for("the removal of the previous demo namespace", lambda: not kubectl(
         plane, "hub", "get", "namespace", DEMO_NAMESPACE, "--ignore-not-found", "-o", "name").strip(), timeout=90)
     for cluster in ("eu-de", "eu-gb", "us-ca"):
-        kubectl(plane, cluster, "delete", "jobs", "-n", "carbonshift-jobs", "--ignore-not-found", "--wait=false",
+        kubectl(plane, cluster, "delete", "jobs", "-n", DEMO_NAMESPACE, "--ignore-not-found", "--wait=false",
                 "-l", f"carbonshift.io/job-namespace={DEMO_NAMESPACE}")
     kubectl(plane, "hub", "apply", "-f", "-", input=json.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}}))
@@ -169,7 +169,7 @@ def up() -> int:
         reasons = "; ".join(r["message"] for r in decision.get("reasons") or [])
         print(f"  {name:15s} {status.get('phase', ''):10s} {decision.get('region', '-'):6s} {reasons}")
     for cluster in ("eu-de", "eu-gb", "us-ca"):
-        jobs = kubectl(plane, cluster, "get", "jobs", "-n", "carbonshift-jobs", "--no-headers",
+        jobs = kubectl(plane, cluster, "get", "jobs", "-n", DEMO_NAMESPACE, "--no-headers",
                        "-l", f"carbonshift.io/job-namespace={DEMO_NAMESPACE}",
                        "-o", "custom-columns=NAME:.metadata.name,FROM:.metadata.annotations.carbonshift\\.io/source")
         print(f"  Jobs in {cluster}: {', '.join(line.split()[0] for line in jobs.splitlines() if line) or '-'}")

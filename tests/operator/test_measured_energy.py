@@ -31,14 +31,14 @@ class KeplerLike:
     """Serves a joules counter for every pod name registered, growing at WATTS while 'running'."""
 
     def __init__(self) -> None:
-        self.pods: dict[str, float] = {}  # pod name -> monotonic start
+        self.pods: dict[str, tuple[str, float]] = {}  # pod name -> (its namespace, monotonic start)
         self.started = time.monotonic()
 
     def body(self) -> bytes:
         now = time.monotonic()
         lines = ["# TYPE kepler_container_joules_total counter"]
-        for pod, since in self.pods.items():
-            lines.append(f'kepler_container_joules_total{{container_namespace="carbonshift-jobs",pod_name="{pod}",'
+        for pod, (namespace, since) in self.pods.items():
+            lines.append(f'kepler_container_joules_total{{container_namespace="{namespace}",pod_name="{pod}",'
                          f'container_name="main"}} {WATTS * (now - since):.3f}')
         return ("\n".join(lines) + "\n").encode()
 
@@ -100,7 +100,8 @@ def test_finished_job_reports_kepler_measured_emissions(operator, hub, make_name
         hub.apply(ns, caj_manifest("measured", regions=["eu-kepler"], max_delay="1m", pod_seconds=8))
         status = wait_until(lambda: (s := hub.status(ns, "measured")).get("memberJob") and s, what="dispatch",
                             on_fail=operator.log_tail)
-        kepler.pods[f"{status['memberJob']['name']}-abcde"] = time.monotonic()  # the pod starts drawing power
+        # The pod starts drawing power, in the member namespace of the job's own name.
+        kepler.pods[f"{status['memberJob']['name']}-abcde"] = (status["memberJob"]["namespace"], time.monotonic())
         done = wait_until(lambda: (s := hub.status(ns, "measured")).get("phase") == "Succeeded" and s, timeout=90,
                           what="Succeeded", on_fail=operator.log_tail)
         emissions = done["emissions"]

@@ -234,6 +234,11 @@ class Capacity(ApiModel):
     power_budget_watts: float | None = Field(
         default=None, gt=0, description="Most power (W) the running carbonshift Jobs may draw together. Unset: no limit."
     )
+    max_jobs_per_namespace: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most active carbonshift Jobs of one hub namespace here at once (a fair share). Unset: no limit.",
+    )
 
 
 class KubeconfigSecretRef(ApiModel):
@@ -290,6 +295,23 @@ class MemberClusterSpec(ApiModel):
         default=DEFAULT_JOB_NAMESPACE,
         description="Namespace in the member cluster where carbonshift creates Jobs.",
     )
+    namespace_mapping: dict[str, Name] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="Hub namespace -> member namespace its jobs run in. Unset entries: the same name.",
+    )
+    pod_security_level: Literal["baseline", "restricted"] | None = Field(
+        default=None,
+        description="Pod Security Standards level put on member namespaces the operator creates. Unset: the operator setting.",
+    )
+    create_namespaces: bool = Field(
+        default=False,
+        description="Create a missing member namespace (with the Pod Security labels); false: dispatch waits for the admin.",
+    )
+
+    def member_namespace(self, hub_namespace: str) -> str:
+        """The member namespace a job of ``hub_namespace`` runs in."""
+        return self.namespace_mapping.get(hub_namespace, hub_namespace)
 
 
 class ClusterPhase(enum.StrEnum):

@@ -116,8 +116,9 @@ class KubeApi:
             self._token_read_at = now
         return self._token
 
-    def _headers(self, method: str, path: str, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    def _headers(self, method: str, path: str, content_type: str | None,
+                 accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         try:
@@ -169,8 +170,8 @@ class KubeApi:
         return self._session
 
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                      content_type: str = "application/json") -> Any:
-        headers = self._headers(method, path, content_type if body is not None else None)
+                      content_type: str = "application/json", accept: str = "application/json") -> Any:
+        headers = self._headers(method, path, content_type if body is not None else None, accept)
         data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         session = self._client()
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -54,6 +55,13 @@ class OperatorSettings(BaseModel):
     api_workers: int = Field(default=16, ge=1, le=64, alias="apiWorkers",
                              description="Concurrency of Kubernetes API calls: up to 4 x this many jobs have "
                                          "writes in flight at once.")
+    pod_security_level: Literal["baseline", "restricted"] = Field(
+        default="restricted", alias="podSecurityLevel",
+        description="Pod Security Standards level of member namespaces the operator creates (a MemberCluster may set its own).")
+    hub_id: str = Field(default="", max_length=63, pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",
+                        alias="hubId",
+                        description="This hub's identity on member Jobs (label carbonshift.io/hub). Empty: the UID of "
+                                    "the hub's kube-system namespace.")
     defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
 
     @property
