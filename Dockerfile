@@ -1,25 +1,45 @@
-# syntax=docker/dockerfile:1
-# The carbonshift operator image: `docker build -t ghcr.io/carbonshift/carbonshift:0.1.0 .`
-# (or `make image`). Runs as uid 65532, writes nothing outside /tmp, so the chart can mount the
-# root file system read-only.
+# The carbonshift operator image. Runs as uid 65532 and writes nothing outside /tmp, so the chart
+# mounts the root file system read-only.
 #
-# Pin the base by digest for reproducible builds; look it up with
-#   docker buildx imagetools inspect python:3.11-slim-bookworm
-# and replace the tag below with python:3.11-slim-bookworm@sha256:<digest>.
+# With a registry at hand:   docker build -t ghcr.io/carbonshift/carbonshift:0.1.0 .
+#   (base python:3.11-slim-bookworm; pin it by digest for reproducible builds:
+#    --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest>)
+# Without one:               make image
+#   (hack/engine.py: a base made from Debian packages, wheels downloaded on the host into
+#    build/wheelhouse, PIP_OFFLINE=1 so the build itself reaches no network)
+# Written for the legacy builder as well as BuildKit: no `# syntax=` line, no RUN --mount.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: a wheel of the package and of its dependencies -------------------------------------
-FROM ${PYTHON_IMAGE} AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# ---- deps: a venv with the runtime dependencies, from pyproject.toml alone ------------------------
+FROM ${PYTHON_IMAGE} AS deps
+# Non-empty: install only from build/wheelhouse, never from an index.
+ARG PIP_OFFLINE=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
+    PIP_FIND_LINKS=/src/wheelhouse
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY operator ./operator
-RUN python -m venv /opt/carbonshift \
- && /opt/carbonshift/bin/pip install --upgrade pip \
- && /opt/carbonshift/bin/pip install . \
- && /opt/carbonshift/bin/python -m compileall -q /opt/carbonshift/lib
+# The wildcard lets a plain `docker build` without build/wheelhouse go on (pip then uses PyPI).
+COPY pyproject.toml build/wheelhous[e] /src/wheelhouse/
+RUN mv wheelhouse/pyproject.toml . \
+ && python3 -m venv /opt/carbonshift \
+ && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+ && /opt/carbonshift/bin/pip install --quiet ${PIP_OFFLINE:+--no-index} -r requirements.txt
 
-# ---- runtime -------------------------------------------------------------------------------------
+# ---- app: the carbonshift package alone, in its own folder (its own small image layer) -------------
+FROM deps AS app
+ARG PIP_OFFLINE=""
+COPY README.md ./
+COPY operator ./operator
+RUN /opt/carbonshift/bin/pip install --quiet ${PIP_OFFLINE:+--no-index} --no-deps --target /opt/carbonshift-app . \
+ && /opt/carbonshift/bin/python -m compileall -q /opt/carbonshift-app
+
+# ---- venv: the dependencies without pip, setuptools and test suites ---------------------------------
+FROM deps AS venv
+RUN /opt/carbonshift/bin/pip uninstall --quiet --yes pip setuptools \
+ && find /opt/carbonshift/lib -depth -type d -name tests -exec rm -rf {} + \
+ && rm -rf /opt/carbonshift/lib/python3*/site-packages/kubernetes/e2e_test \
+ && echo /opt/carbonshift-app > "$(echo /opt/carbonshift/lib/python3*/site-packages)/carbonshift-app.pth"
+
+# ---- runtime ---------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="carbonshift" \
       org.opencontainers.image.description="Kubernetes operator that runs flexible batch work when and where electricity is greenest" \
@@ -28,8 +48,10 @@ LABEL org.opencontainers.image.title="carbonshift" \
 # A fixed non-root user (the distroless "nonroot" uid), so runAsNonRoot can verify it.
 RUN groupadd --system --gid 65532 carbonshift \
  && useradd --system --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin carbonshift
-COPY --from=build /opt/carbonshift /opt/carbonshift
-ENV PATH=/opt/carbonshift/bin:$PATH \
+# Two layers: the dependencies (changed by pyproject.toml only), then the code.
+COPY --from=venv /opt/carbonshift /opt/carbonshift
+COPY --from=app /opt/carbonshift-app /opt/carbonshift-app
+ENV PATH=/opt/carbonshift-app/bin:/opt/carbonshift/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

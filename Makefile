@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart image bench clean
+.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart image image-engine-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,5 +58,8 @@ demo-stop: ## stop everything `make demo` started
 test-chart: tools $(VENV)/.installed ## chart lint, goldens, schema, install on the hub
 	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
 
-image: ## build the operator image (needs a Docker engine)
-	docker build -t ghcr.io/carbonshift/carbonshift:$$($(PY) -c 'import tomllib;print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])') .
+image: ## build the operator image ghcr.io/carbonshift/carbonshift:<version> with the project's own engine (no registry needed)
+	$(PYTHON) hack/engine.py build
+
+image-engine-stop: ## stop the container engine `make image` started (dockerd, containerd)
+	$(PYTHON) hack/engine.py down

@@ -21,6 +21,7 @@ Run: ``.venv/bin/python bench/operator_scale.py [--sizes 1000,5000] [--concurren
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -51,6 +52,15 @@ CLUSTERS = ("hub", *MEMBERS)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# A pod that meets the Pod Security level "restricted" (the operator's default).
+RESTRICTED_POD: dict[str, Any] = {
+    "restartPolicy": "Never",
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "main", "image": "busybox", "command": ["true"],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+}
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -61,7 +71,7 @@ def free_port() -> int:
 def job_template(pod_seconds: float) -> dict[str, Any]:
     return {"spec": {"backoffLimit": 0, "template": {
         "metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": f"{pod_seconds:g}s"}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]},
+        "spec": copy.deepcopy(RESTRICTED_POD),
     }}}
 
 

@@ -17,13 +17,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("carbonshift.signals.exporter", "serve trace replay, solar and battery series as Prometheus metrics"),
     "run": ("carbonshift.controller.command", "run the operator (Kopf) against the hub cluster"),
 }
+# Optional dependencies (pyproject extras) a subcommand may need beyond what the operator needs.
+EXTRAS = {"pandas": "sim", "scipy": "lp"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         module_name, help_text = SUBCOMMANDS[argv[0]]
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            print(f"carbonshift {argv[0]} needs the optional dependency {exc.name} (left out of the operator "
+                  f"image): pip install 'carbonshift[{extra}]'", file=sys.stderr)
+            return 2
         parser = argparse.ArgumentParser(prog=f"carbonshift {argv[0]}", description=help_text)
         module.add_arguments(parser)
         return int(module.run(parser.parse_args(argv[1:])))

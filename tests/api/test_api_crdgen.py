@@ -141,7 +141,8 @@ def test_policy_crd_defaults_are_strings_on_the_wire() -> None:
         "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
         "description": spec["properties"]["blendWeight"]["description"],
     }
-    assert spec["properties"]["podSecurity"]["properties"]["forbidHostPath"]["default"] is True
+    assert spec["properties"]["podSecurityLevel"]["enum"] == ["baseline", "restricted"]
+    assert "default" not in spec["properties"]["podSecurityLevel"]  # unset: the admin's level applies
 
 
 def test_structural_schema_refuses_unions() -> None:

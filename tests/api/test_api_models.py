@@ -101,13 +101,16 @@ def test_example_values_are_typed() -> None:
 def test_defaults_match_the_crd() -> None:
     policy = CarbonPolicy.model_validate({"metadata": {"name": "default"}})
     assert policy.spec.max_signal_age == timedelta(hours=1)
-    assert policy.spec.pod_security.forbid_privileged
+    assert policy.spec.pod_security_level is None  # the cluster admin's level applies
     assert policy.spec.blend_weight == 0.5
     member = MemberCluster.model_validate(
         {"spec": {"region": "r", "zone": "DE", "carbonSignal": {"provider": "trace", "trace": {"path": "DE"}}}}
     )
     assert member.spec.pue == 1.2
     assert member.spec.allowed_namespaces == []
+    assert member.spec.namespace_mapping == {} and member.spec.member_namespace("team-a") == "team-a"
+    assert member.spec.pod_security_level is None and member.spec.create_namespaces is False
+    assert member.spec.capacity.max_jobs_per_namespace is None
 
 
 def test_reads_what_the_api_server_returns() -> None:

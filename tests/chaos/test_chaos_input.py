@@ -179,7 +179,8 @@ def policy_specs(draw: Any) -> dict[str, Any]:
                        ("runNowBelowIntensity", numbers), ("objective", st.sampled_from(["carbon", "cost", "blend", "co2"])),
                        ("blendWeight", numbers), ("batteryReservePercent", numbers), ("forecastSafetyMargin", numbers),
                        ("signalFallback", st.sampled_from(["runNow", "lastForecast", "historicalProfile", "wait"])),
-                       ("maxSignalAge", st.one_of(valid_durations, invalid_durations)), ("dryRun", st.booleans())):
+                       ("maxSignalAge", st.one_of(valid_durations, invalid_durations)), ("dryRun", st.booleans()),
+                       ("podSecurityLevel", st.sampled_from(["baseline", "restricted", "privileged", ""]))):
         if draw(st.integers(0, 2)) == 0:
             spec[key] = draw(strat)
     return spec
@@ -208,6 +209,16 @@ def member_specs(draw: Any) -> dict[str, Any]:
         spec["allowedNamespaces"] = draw(st.lists(regions, max_size=3))
     if draw(st.booleans()):
         spec["jobNamespace"] = draw(st.sampled_from(["carbonshift-jobs", "Not_A_Namespace!", "kube-system"]))
+    if draw(st.booleans()):
+        spec.setdefault("capacity", {})["maxJobsPerNamespace"] = draw(st.integers(-1, 100))
+    if draw(st.booleans()):  # valid, not injective, sharing with an unmapped namespace, bad names
+        spec["namespaceMapping"] = draw(st.sampled_from([
+            {"team-a": "team-a-batch"}, {"team-a": "b", "b": "team-a"}, {"team-a": "x", "team-b": "x"},
+            {"team-a": "team-b"}, {"Team_A": "a"}, {"a": "Not_A_Namespace!"}, {}]))
+    if draw(st.booleans()):
+        spec["podSecurityLevel"] = draw(st.sampled_from(["baseline", "restricted", "privileged"]))
+    if draw(st.booleans()):
+        spec["createNamespaces"] = draw(st.sampled_from([True, False, "yes"]))
     return spec
 
 

@@ -8,6 +8,7 @@ trace is anchored at a real 2020 moment chosen for its shape (see ANCHORS).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -32,6 +33,15 @@ CLOCK_SPEED = 400.0
 # eu-gb 2020-03-15 00:00 UTC: 92 g/kWh, the lowest of March 2020 in Great Britain;
 # us-ca 2022-03-09 20:00 UTC: California, an ordinary evening.
 ANCHORS = {"eu-de": "2020-03-09T20:00:00Z", "eu-gb": "2020-03-15T00:00:00Z", "us-ca": "2022-03-09T20:00:00Z"}
+
+
+# A pod that meets the Pod Security level "restricted" (the operator's default).
+RESTRICTED_POD: dict[str, Any] = {
+    "restartPolicy": "Never",
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+    "containers": [{"name": "main", "image": "busybox", "command": ["true"],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+}
 
 
 def free_port() -> int:
@@ -143,12 +153,6 @@ class Hub:
         return seen
 
 
-# What the Pod Security Standards' restricted level asks of a pod: the level the operator puts
-# on the member namespaces it creates.
-RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
-RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-
-
 def caj_manifest(name: str, *, regions: list[str], max_delay: str | None = "3h", deadline: str | None = None,
                  duration: str = "1h", preferred: str | None = None, interruptible: bool = False,
                  relocation: bool = False, policy: str | None = None, watts: float = 500,
@@ -165,9 +169,7 @@ def caj_manifest(name: str, *, regions: list[str], max_delay: str | None = "3h",
         "interruptible": interruptible,
         "template": {"spec": {"backoffLimit": 0, **(job_spec or {}), "template": {
             "metadata": pod_meta,
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox", "command": ["true"],
-                                                               "securityContext": RESTRICTED_CONTAINER}],
-                     "securityContext": RESTRICTED_POD},
+            "spec": copy.deepcopy(RESTRICTED_POD),
         }}},
     }
     if deadline:

@@ -95,7 +95,7 @@ def test_invalid_jobs_are_reported_and_do_not_block_others(operator, hub, make_n
     assert condition(nowhere, "Valid")["status"] == "False"
     privileged = wait_until(lambda: "not valid" in ((s := hub.status(ns, "privileged")).get("message") or "") and s,
                             what="invalid status")
-    assert "privileges the policy forbids" in privileged["message"]
+    assert "containers[0].securityContext.privileged: privileged containers are not allowed" in privileged["message"]
     wait_until(lambda: hub.status(ns, "fine").get("memberJob"), what="the valid job is dispatched")
     assert any(e["reason"] == "Invalid" and e["type"] == "Warning" for e in hub.events(ns, "nowhere"))
     assert not hub.member_jobs("eu-gb", hub.caj(ns, "privileged")["metadata"]["uid"])

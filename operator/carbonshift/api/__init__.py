@@ -14,6 +14,7 @@ from .common import (
     ConditionStatus,
     KindInfo,
     ObjectMeta,
+    PodSecurityLevel,
     PrinterColumn,
     Resource,
     SecretKeyRef,
@@ -68,7 +69,6 @@ from .policy import (
     CarbonPolicySpec,
     CarbonPolicyStatus,
     Objective,
-    PodSecurity,
     SignalFallback,
 )
 
@@ -119,7 +119,7 @@ __all__ = [
     "ObjectMeta",
     "Objective",
     "Placement",
-    "PodSecurity",
+    "PodSecurityLevel",
     "PowerEstimate",
     "PrinterColumn",
     "PrometheusSignal",

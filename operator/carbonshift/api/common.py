@@ -26,6 +26,7 @@ __all__ = [
     "KindInfo",
     "Name",
     "ObjectMeta",
+    "PodSecurityLevel",
     "PrinterColumn",
     "Region",
     "Resource",
@@ -79,6 +80,21 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     finalizers: list[str] = Field(default_factory=list)
+
+
+class PodSecurityLevel(enum.StrEnum):
+    """A Kubernetes Pod Security Standards level a job's pods must meet (``privileged`` is not offered)."""
+
+    BASELINE = "baseline"  # no known privilege escalation: no host namespaces, privileged, hostPath...
+    RESTRICTED = "restricted"  # baseline plus hardening: non-root, seccomp, all capabilities dropped
+
+    @staticmethod
+    def stricter(*levels: PodSecurityLevel | str | None) -> PodSecurityLevel:
+        """The strictest of ``levels`` (None entries ignored; none given: restricted)."""
+        given = [PodSecurityLevel(level) for level in levels if level is not None]
+        if not given or PodSecurityLevel.RESTRICTED in given:
+            return PodSecurityLevel.RESTRICTED
+        return PodSecurityLevel.BASELINE
 
 
 class ConditionStatus(enum.StrEnum):

@@ -18,6 +18,7 @@ from .common import (
     Condition,
     KindInfo,
     Name,
+    PodSecurityLevel,
     PrinterColumn,
     Region,
     Resource,
@@ -51,6 +52,9 @@ DEFAULT_PUE: Final = 1.2
 DEFAULT_JOB_NAMESPACE: Final = "carbonshift-jobs"
 
 _URL_MAX: Final = 2048
+#: Most entries of spec.namespaceMapping (keeps its O(n^2) uniqueness rule within the CEL budget).
+MAX_NAMESPACE_MAPPINGS: Final = 256
+_DNS_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUERY_MAX: Final = 4096
 
 
@@ -237,7 +241,7 @@ class Capacity(ApiModel):
     max_jobs_per_namespace: int | None = Field(
         default=None,
         ge=1,
-        description="Most active carbonshift Jobs of one hub namespace here at once (a fair share). Unset: no limit.",
+        description="Most carbonshift Jobs of one hub namespace active here at once, so one namespace cannot take all of the cluster's capacity. Unset: no per-namespace limit.",
     )
 
 
@@ -295,23 +299,47 @@ class MemberClusterSpec(ApiModel):
         default=DEFAULT_JOB_NAMESPACE,
         description="Namespace in the member cluster where carbonshift creates Jobs.",
     )
-    namespace_mapping: dict[str, Name] = Field(
+    namespace_mapping: dict[str, str] = Field(
         default_factory=dict,
-        max_length=256,
-        description="Hub namespace -> member namespace its jobs run in. Unset entries: the same name.",
+        max_length=MAX_NAMESPACE_MAPPINGS,
+        description="Hub namespace -> member namespace its jobs run in. A hub namespace not listed runs in the namespace of the same name, unless that name is taken by a mapping here (then its jobs do not run in this cluster). No two hub namespaces may end up in one member namespace.",
+        json_schema_extra={
+            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": _DNS_LABEL,
+                                     "description": "The member namespace (a DNS label)."},
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(hub, size(hub) <= 63 && hub.matches('" + _DNS_LABEL + "'))",
+                    "message": "spec.namespaceMapping keys must be hub namespace names (DNS labels: lower-case letters, digits and '-', at most 63 characters)",
+                },
+                {
+                    "rule": "self.all(hub, self.filter(other, self[other] == self[hub]).size() == 1)",
+                    "message": "spec.namespaceMapping maps two hub namespaces to the same member namespace: each hub namespace needs a member namespace of its own",
+                },
+            ],
+        },
     )
-    pod_security_level: Literal["baseline", "restricted"] | None = Field(
+    pod_security_level: PodSecurityLevel | None = Field(
         default=None,
-        description="Pod Security Standards level put on member namespaces the operator creates. Unset: the operator setting.",
+        description="Pod Security Standards level (baseline or restricted) the cluster admin requires of every job run here; a stricter level than the operator's setting wins. Unset: the operator's podSecurityLevel.",
     )
     create_namespaces: bool = Field(
         default=False,
-        description="Create a missing member namespace (with the Pod Security labels); false: dispatch waits for the admin.",
+        description="Whether the operator may create a missing member namespace, labelled with this cluster's Pod Security level (enforce, warn and audit). An existing namespace is never changed. false: a missing namespace makes dispatch wait (condition Dispatched=False, reason MemberNamespaceMissing) until the admin creates it.",
     )
 
     def member_namespace(self, hub_namespace: str) -> str:
-        """The member namespace a job of ``hub_namespace`` runs in."""
+        """The namespace in this cluster where jobs of ``hub_namespace`` run (same name unless mapped)."""
         return self.namespace_mapping.get(hub_namespace, hub_namespace)
+
+    def serves_namespace(self, hub_namespace: str) -> bool:
+        """Whether jobs of ``hub_namespace`` may run here: allowedNamespaces lets them, and their
+        member namespace is their own (an unmapped name that a mapping gives to another hub
+        namespace is taken)."""
+        if self.allowed_namespaces and hub_namespace not in self.allowed_namespaces:
+            return False
+        if hub_namespace in self.namespace_mapping:
+            return True
+        return hub_namespace not in self.namespace_mapping.values()
 
 
 class ClusterPhase(enum.StrEnum):

@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from .common import MAX_REGIONS, ApiModel, KindInfo, PrinterColumn, Region, Resource
+from .common import MAX_REGIONS, ApiModel, KindInfo, PodSecurityLevel, PrinterColumn, Region, Resource
 from .duration import Duration, duration_cel_rule, format_duration
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "CarbonPolicySpec",
     "CarbonPolicyStatus",
     "Objective",
-    "PodSecurity",
     "SignalFallback",
 ]
 
@@ -47,16 +46,6 @@ class SignalFallback(enum.StrEnum):
     RUN_NOW = "runNow"
     LAST_FORECAST = "lastForecast"
     HISTORICAL_PROFILE = "historicalProfile"
-
-
-class PodSecurity(ApiModel):
-    """Which pod settings a job's template may not use (checked before dispatch)."""
-
-    forbid_privileged: bool = Field(default=True, description="Refuse templates with privileged containers.")
-    forbid_host_path: bool = Field(default=True, description="Refuse templates with hostPath volumes.")
-    forbid_host_network: bool = Field(
-        default=True, description="Refuse templates that use the host's network, PID or IPC namespace."
-    )
 
 
 class CarbonPolicySpec(ApiModel):
@@ -127,10 +116,9 @@ class CarbonPolicySpec(ApiModel):
         default=False,
         description="Decide and report in status, but never delay or move a job: it runs at once in its preferred region.",
     )
-    pod_security: PodSecurity = Field(
-        default_factory=PodSecurity,
-        description="Pod settings a job template may not use.",
-        json_schema_extra={"default": {}},
+    pod_security_level: PodSecurityLevel | None = Field(
+        default=None,
+        description="Pod Security Standards level (baseline or restricted) this namespace's job templates must meet. It can only tighten the level the cluster admin set (operator setting and MemberCluster): the stricter one applies. Unset: the admin's level.",
     )
 
 

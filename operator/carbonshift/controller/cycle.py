@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
+from carbonshift.api.common import PodSecurityLevel
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
@@ -44,7 +45,8 @@ from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
-from carbonshift.controller.translate import core_job, decision_from_plan, planner_options, saved_display
+from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
+                                              planner_options, saved_display)
 from carbonshift.controller.validation import (
     EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
 )
@@ -395,7 +397,8 @@ class Scheduler:
                 continue
             if namespace not in policies:
                 policies[namespace] = self.world.namespace_policies(namespace)
-            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults)
+            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
+                                            self.settings.admin_rules)
             problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
             if problems or policy is None:
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
@@ -408,7 +411,7 @@ class Scheduler:
                     invalid.append(ctx)
                     continue
                 # Already running: a later edit cannot be honoured, but the run is not abandoned.
-                policy = policy or resolve_policy(model, {}, self.settings.defaults)[0]
+                policy = policy or resolve_policy(model, {}, self.settings.defaults, self.settings.admin_rules)[0]
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
                 ctx.condition("Valid", False, "InvalidSpec", "; ".join(problems), view.now)
                 contexts.append(ctx)
@@ -464,7 +467,7 @@ class Scheduler:
             if last <= first:
                 continue
             slots = tuple(range(first, last))
-            power = declared_power_w(ctx.model)
+            power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
             plans.append(Plan(job_id=ctx.key, feasible=True, region=decision["region"], start=begin, end=end,
                               slots=slots, slot_fractions=(1.0,) * len(slots), it_power_w=power,
                               facility_power_w=power, expected_g=0.0, baseline_g=0.0, reasons=()))
@@ -516,7 +519,8 @@ class Scheduler:
             return None
 
     def _core_job(self, ctx: JobContext, now: datetime) -> Job:
-        return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now)
+        return core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, now), earliest=now,
+                        min_watts_per_cpu=self.settings.min_watts_per_cpu)
 
     def _submitted(self, ctx: JobContext, now: datetime) -> datetime:
         """Submission time on the operator's clock (the accelerated demo clock maps real times)."""
@@ -553,7 +557,9 @@ class Scheduler:
             ctx.set(phase="Waiting", message=message, observedGeneration=ctx.generation)
             ctx.condition("Scheduled", False, plan.reasons[0].code.value if plan.reasons else "NoPlan", message, now)
             return
-        decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible)
+        decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible,
+                                      admission_reasons(ctx.model, ctx.policy, self._submitted(ctx, now),
+                                                        self.settings.min_watts_per_cpu))
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
             old_start = _parse_time(old["start"])
@@ -696,7 +702,8 @@ class Scheduler:
                 f"(capacity.maxJobsPerNamespace) is {limit}: waiting for one to end")
 
     def _level(self, member: MemberCluster) -> str:
-        return member.spec.pod_security_level or self.settings.pod_security_level
+        """The admin's Pod Security level for namespaces created in ``member`` (the stricter of the two)."""
+        return str(PodSecurityLevel.stricter(self.settings.pod_security_level, member.spec.pod_security_level))
 
     async def _create_member_job(self, ctx: JobContext, member: MemberCluster, suspend: bool) -> dict[str, Any]:
         api = await self.registry.api(member)
@@ -886,7 +893,8 @@ class Scheduler:
             return False
         signals = self._region_signals(view, False, ctx.policy.max_signal_age)
         snapshot = build_snapshot(signals)
-        base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now)
+        base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now,
+                        min_watts_per_cpu=self.settings.min_watts_per_cpu)
         job = Job(id=base.id, submit_at=view.now, duration=remaining, deadline=base.deadline, power_w=base.power_w,
                   energy_wh=base.energy_wh, allowed_regions=base.allowed_regions, home_region=member.spec.region,
                   interruptible=True)
@@ -932,7 +940,8 @@ class Scheduler:
         decision = ctx.current("decision") or {}
         spec = ctx.model.spec
         hours = spec.estimated_duration.total_seconds() / 3600
-        energy_wh = declared_power_w(ctx.model) * hours * member.spec.pue
+        power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
+        energy_wh = power * hours * member.spec.pue
         estimated = float(decision.get("expectedGrams") or 0.0)
         start = _parse_time(decision["start"]) if decision.get("start") else view.now
         uses_onsite = any(r.get("code") == ReasonCode.USES_ONSITE_ENERGY.value for r in decision.get("reasons") or [])
@@ -1206,15 +1215,6 @@ class Scheduler:
                 due.extend((_parse_time(window["start"]), _parse_time(window["end"])))
         future = [d for d in due if d > now]
         return min(future) if future else None
-
-
-def declared_power_w(model: CarbonAwareJob) -> float:
-    """The job's IT power: its ``power``, or its ``energy`` over its estimated duration."""
-    spec = model.spec
-    hours = spec.estimated_duration.total_seconds() / 3600
-    if spec.power is not None:
-        return float(spec.power.watts)
-    return float(spec.energy.watt_hours) / hours if spec.energy is not None and hours else 0.0
 
 
 def _parse_time(text: str) -> datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,15 @@ class DefaultPolicy(BaseModel):
     max_signal_age: Duration = Field(default=timedelta(hours=1), alias="maxSignalAge")
     signal_fallback: str = Field(default="runNow", alias="signalFallback")
     run_now_below_intensity: float | None = Field(default=None, ge=0, alias="runNowBelowIntensity")
+
+
+@dataclass(frozen=True)
+class AdminRules:
+    """What the cluster admin (operator settings) allows any job template; a CarbonPolicy can only tighten it."""
+
+    pod_security_level: str = "restricted"
+    max_parallelism: int = 10
+    max_completions: int = 100
 
 
 class OperatorSettings(BaseModel):
@@ -57,12 +67,24 @@ class OperatorSettings(BaseModel):
                                          "writes in flight at once.")
     pod_security_level: Literal["baseline", "restricted"] = Field(
         default="restricted", alias="podSecurityLevel",
-        description="Pod Security Standards level of member namespaces the operator creates (a MemberCluster may set its own).")
-    hub_id: str = Field(default="", max_length=63, pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",
-                        alias="hubId",
-                        description="This hub's identity on member Jobs (label carbonshift.io/hub). Empty: the UID of "
-                                    "the hub's kube-system namespace.")
+        description="Pod Security Standards level every job template must meet (a MemberCluster or a "
+                    "CarbonPolicy may ask for a stricter one, never a weaker one).")
+    max_parallelism: int = Field(default=10, ge=1, alias="maxParallelism",
+                                 description="Largest spec.parallelism a job template may ask for.")
+    max_completions: int = Field(default=100, ge=1, alias="maxCompletions",
+                                 description="Largest spec.completions a job template may ask for.")
+    hub_id: str = Field(default="", alias="hubId", max_length=63,
+                        pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",  # a label value
+                        description="Identity of this hub on member Jobs (label carbonshift.io/hub); empty: the hub's "
+                                    "kube-system namespace UID.")
+    min_watts_per_cpu: float = Field(
+        default=4.0, ge=0, alias="minWattsPerCpu",
+        description="Floor on a job's power for budgets and emissions: requested CPUs x this many watts.")
     defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
+
+    @property
+    def admin_rules(self) -> AdminRules:
+        return AdminRules(self.pod_security_level, self.max_parallelism, self.max_completions)
 
     @property
     def slot(self) -> timedelta:

@@ -1,25 +1,127 @@
 """Translation between the resources (pydantic API models) and the decision core (pure).
 
 Time semantics: a job submitted at ``t`` with ``maxDelay`` ``d`` and ``estimatedDuration`` ``D``
-must finish by ``t + d + D`` (it may *start* up to ``d`` late); ``deadline`` is an end time.
+must finish by ``t + d + D`` (it may *start* up to ``d`` late); ``deadline`` is an end time, and
+the policy's maxDelay caps it the same way (a policy's limit holds whichever field the job uses).
+
+Power: :func:`job_power_w` is the one rule for how much power a job draws, used for planning,
+budgets and accounting alike. Declared power is raised to what the requested CPUs draw at least,
+so a tenant cannot declare 1 W to slip under a cluster's power budget.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from carbonshift.api import CarbonAwareJob
+from carbonshift.api.duration import format_duration
 from carbonshift.api.job import format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.controller.validation import EffectivePolicy
 
 
+#: Watts assumed for a job that declares neither power nor energy and requests no CPU.
+NOMINAL_POWER_W: Final = 1.0
+
+
+def policy_deadline(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: datetime) -> datetime:
+    """The latest end the policy allows: submitted + policy maxDelay + estimatedDuration."""
+    return submit_at + policy.max_delay + job.spec.estimated_duration
+
+
 def job_deadline(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: datetime) -> datetime:
+    """When the job must have finished: its deadline (or submitted + its maxDelay + duration),
+    capped by the policy's maxDelay either way."""
     if job.spec.deadline is not None:
-        return job.spec.deadline
-    max_delay = job.spec.max_delay if job.spec.max_delay is not None else policy.max_delay
-    return submit_at + min(max_delay, policy.max_delay) + job.spec.estimated_duration
+        own = job.spec.deadline
+    else:
+        max_delay = job.spec.max_delay if job.spec.max_delay is not None else policy.max_delay
+        own = submit_at + max_delay + job.spec.estimated_duration
+    return min(own, policy_deadline(job, policy, submit_at))
+
+
+def deadline_capped(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: datetime) -> str | None:
+    """A sentence for status when the policy's maxDelay moved the job's own deadline earlier; else None."""
+    if job.spec.deadline is None or job.spec.deadline <= policy_deadline(job, policy, submit_at):
+        return None
+    capped = policy_deadline(job, policy, submit_at)
+    return (f"deadline {_iso(job.spec.deadline)} capped to {_iso(capped)} by the maxDelay "
+            f"{format_duration(policy.max_delay)} of {policy.source}")
+
+
+@dataclass(frozen=True)
+class PowerEstimate:
+    """The power used for a job's plan, budget and accounting, and why it differs from the declared one."""
+
+    watts: float
+    raised: bool  # True when declared (or nominal) power was below the CPU floor
+    message: str  # empty unless raised
+
+
+_CPU_SUFFIX: Final = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+                      "P": 1e15, "E": 1e18, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
+                      "Pi": 2.0**50, "Ei": 2.0**60}
+_CPU_QUANTITY: Final = re.compile(r"^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?(n|u|m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
+
+
+def cpu_cores(quantity: Any) -> float:
+    """A Kubernetes CPU quantity (``500m``, ``2``, ``1.5``) in cores; 0 for anything else."""
+    if isinstance(quantity, bool):
+        return 0.0
+    if isinstance(quantity, int | float):
+        return float(quantity) if math.isfinite(quantity) and quantity > 0 else 0.0
+    match = _CPU_QUANTITY.match(str(quantity).strip()) if isinstance(quantity, str) else None
+    if match is None:
+        return 0.0
+    number, exponent, suffix = match.groups()
+    value = float(number) * (10.0 ** int(exponent) if exponent else 1.0) * _CPU_SUFFIX[suffix or ""]
+    return value if math.isfinite(value) else 0.0
+
+
+def requested_cpus(job_spec: dict[str, Any]) -> float:
+    """CPUs the job's pods request at once: per pod (containers' requests, else limits) x pods in parallel."""
+    pod_template = job_spec.get("template") if isinstance(job_spec, dict) else None
+    pod = (pod_template or {}).get("spec") if isinstance(pod_template, dict) else None
+    containers = (pod or {}).get("containers") if isinstance(pod, dict) else None
+    per_pod = 0.0
+    for container in containers if isinstance(containers, list) else []:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        resources = resources if isinstance(resources, dict) else {}
+        requests, limits = resources.get("requests"), resources.get("limits")
+        cpu = (requests or {}).get("cpu") if isinstance(requests, dict) else None
+        if cpu is None and isinstance(limits, dict):
+            cpu = limits.get("cpu")  # Kubernetes sets requests from limits when only limits are given
+        per_pod += cpu_cores(cpu)
+    parallelism, completions = job_spec.get("parallelism", 1), job_spec.get("completions")
+    pods = parallelism if isinstance(parallelism, int) and not isinstance(parallelism, bool) else 1
+    if isinstance(completions, int) and not isinstance(completions, bool):
+        pods = min(pods, completions)
+    return per_pod * max(pods, 1)
+
+
+def job_power_w(model: CarbonAwareJob, min_watts_per_cpu: float) -> PowerEstimate:
+    """The one power rule: declared power (or energy / estimatedDuration, or a nominal 1 W when
+    neither is given), raised to requested CPUs x ``min_watts_per_cpu``."""
+    spec = model.spec
+    hours = spec.estimated_duration.total_seconds() / 3600.0
+    if spec.power is not None:
+        declared, what = spec.power.watts, f"declared power {spec.power.watts:g} W"
+    elif spec.energy is not None and hours > 0:
+        declared = spec.energy.watt_hours / hours
+        what = f"power from declared energy ({spec.energy.watt_hours:g} Wh over {format_duration(spec.estimated_duration)}) {declared:.3g} W"
+    else:
+        declared, what = NOMINAL_POWER_W, f"nominal power {NOMINAL_POWER_W:g} W (no power or energy declared)"
+    cpus = requested_cpus(spec.template.spec)
+    floor = cpus * min_watts_per_cpu
+    if floor <= declared:
+        return PowerEstimate(watts=declared, raised=False, message="")
+    return PowerEstimate(watts=floor, raised=True,
+                         message=f"{what} raised to {floor:.3g} W: the template requests {cpus:g} CPUs at once, "
+                                 f"and the cluster admin counts at least {min_watts_per_cpu:g} W per CPU (minWattsPerCpu)")
 
 
 def home_region(job: CarbonAwareJob, regions: tuple[str, ...]) -> str | None:
@@ -32,8 +134,12 @@ def home_region(job: CarbonAwareJob, regions: tuple[str, ...]) -> str | None:
 
 
 def core_job(job: CarbonAwareJob, policy: EffectivePolicy, regions: tuple[str, ...], submit_at: datetime,
-             *, earliest: datetime | None = None) -> Job:
-    """The core's view of ``job``; ``earliest`` moves the submit time (e.g. re-planning later)."""
+             *, earliest: datetime | None = None, min_watts_per_cpu: float = 0.0) -> Job:
+    """The core's view of ``job``; ``earliest`` moves the submit time (e.g. re-planning later).
+
+    The deadline is capped by the policy's maxDelay (:func:`job_deadline`); the power is
+    :func:`job_power_w`'s.
+    """
     spec = job.spec
     deadline = job_deadline(job, policy, submit_at)
     return Job(
@@ -41,8 +147,7 @@ def core_job(job: CarbonAwareJob, policy: EffectivePolicy, regions: tuple[str, .
         submit_at=max(submit_at, earliest) if earliest else submit_at,
         duration=spec.estimated_duration,
         deadline=deadline,
-        power_w=spec.power.watts if spec.power else None,
-        energy_wh=spec.energy.watt_hours if spec.energy else None,
+        power_w=job_power_w(job, min_watts_per_cpu).watts,
         allowed_regions=regions,
         home_region=home_region(job, regions),
         interruptible=spec.interruptible,
@@ -111,3 +216,17 @@ def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: b
 
 def saved_display(decision: dict[str, Any]) -> str:
     return format_saved(float(decision.get("savedGrams") or 0.0), float(decision.get("baselineGrams") or 0.0))
+
+
+def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: datetime,
+                      min_watts_per_cpu: float) -> list[dict[str, str]]:
+    """Decision reasons saying where the operator did not take the job's word: a deadline capped
+    by the policy (``DeadlineCapped``), declared power raised to the CPU floor (``PowerRaised``)."""
+    reasons = []
+    capped = deadline_capped(job, policy, submit_at)
+    if capped:
+        reasons.append({"code": "DeadlineCapped", "message": capped[:1024]})
+    power = job_power_w(job, min_watts_per_cpu)
+    if power.raised:
+        reasons.append({"code": "PowerRaised", "message": power.message[:1024]})
+    return reasons

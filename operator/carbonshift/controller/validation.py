@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
+from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster, PodSecurityLevel
 from carbonshift.api.duration import format_duration
-from carbonshift.api.policy import DEFAULT_POLICY_NAME, PodSecurity
-from carbonshift.controller.settings import DefaultPolicy
+from carbonshift.api.policy import DEFAULT_POLICY_NAME
+from carbonshift.controller.podsecurity import job_spec_problems, pod_security_problems
+from carbonshift.controller.settings import AdminRules, DefaultPolicy
+
+__all__ = ["EffectivePolicy", "allowed_regions", "job_problems", "member_level", "pod_security_problems",
+           "resolve_policy", "usable_members"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,20 @@ class EffectivePolicy:
     max_signal_age: timedelta
     dry_run: bool
     battery_reserve_fraction: float | None
-    pod_security: PodSecurity
+    pod_security_level: str  # the stricter of the admin's (operator setting) and the policy's
+    max_parallelism: int = 10
+    max_completions: int = 100
 
 
-def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec],
-                   defaults: DefaultPolicy) -> tuple[EffectivePolicy | None, str | None]:
-    """The policy for ``job`` from its namespace's ``policies`` (by name); or a problem."""
+def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec], defaults: DefaultPolicy,
+                   admin: AdminRules | None = None) -> tuple[EffectivePolicy | None, str | None]:
+    """The policy for ``job`` from its namespace's ``policies`` (by name); or a problem.
+
+    ``admin`` holds what the cluster admin set in the operator settings (Pod Security level, pod
+    count limits); a CarbonPolicy may only make the level stricter.
+    """
+    admin = admin or AdminRules()
+    limits: dict[str, Any] = {"max_parallelism": admin.max_parallelism, "max_completions": admin.max_completions}
     namespace = job.metadata.namespace or ""
     wanted = job.spec.policy
     if wanted is not None and wanted not in policies:
@@ -45,7 +57,7 @@ def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec],
             run_now_below_g_per_kwh=defaults.run_now_below_intensity,
             forecast_safety_margin=defaults.forecast_safety_margin, signal_fallback=defaults.signal_fallback,
             max_signal_age=defaults.max_signal_age, dry_run=False, battery_reserve_fraction=None,
-            pod_security=PodSecurity(),
+            pod_security_level=str(PodSecurityLevel.stricter(admin.pod_security_level)), **limits,
         ), None
     spec = policies[name]
     return EffectivePolicy(
@@ -58,53 +70,66 @@ def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec],
         max_signal_age=spec.max_signal_age,
         dry_run=spec.dry_run,
         battery_reserve_fraction=spec.battery_reserve_percent / 100.0,
-        pod_security=spec.pod_security,
+        pod_security_level=str(PodSecurityLevel.stricter(admin.pod_security_level, spec.pod_security_level)),
+        **limits,
     ), None
 
 
 def usable_members(namespace: str, members: list[MemberCluster]) -> list[MemberCluster]:
-    """MemberClusters that let ``namespace`` run work there (empty allowedNamespaces = all)."""
-    return [m for m in members if not m.spec.allowed_namespaces or namespace in m.spec.allowed_namespaces]
+    """MemberClusters that let ``namespace`` run work there (empty allowedNamespaces = all; a
+    namespace whose same-named member namespace a mapping gives to another is left out)."""
+    return [m for m in members if m.spec.serves_namespace(namespace)]
+
+
+def member_level(member: MemberCluster, policy: EffectivePolicy) -> str:
+    """The Pod Security level a job must meet in ``member``: its own level if stricter than the policy's."""
+    return str(PodSecurityLevel.stricter(policy.pod_security_level, member.spec.pod_security_level))
+
+
+def _pod(job: CarbonAwareJob) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod template's spec and annotations (empty when missing or of the wrong type)."""
+    template = job.spec.template.spec.get("template")
+    template = template if isinstance(template, dict) else {}
+    spec, meta = template.get("spec"), template.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    annotations = meta.get("annotations")
+    return (spec if isinstance(spec, dict) else {}), (annotations if isinstance(annotations, dict) else {})
+
+
+def _refused_by(job: CarbonAwareJob, policy: EffectivePolicy, members: list[MemberCluster]) -> dict[str, list[str]]:
+    """Member name -> the Pod Security problems of the job at that member's (stricter) level."""
+    pod, annotations = _pod(job)
+    by_level: dict[str, list[str]] = {}
+    refused = {}
+    for member in members:
+        level = member_level(member, policy)
+        if level == policy.pod_security_level:
+            continue  # the job as a whole was checked at this level
+        if level not in by_level:
+            by_level[level] = pod_security_problems(pod, level, annotations=annotations)
+        if by_level[level]:
+            refused[member.metadata.name or ""] = by_level[level]
+    return refused
 
 
 def allowed_regions(job: CarbonAwareJob, policy: EffectivePolicy, members: list[MemberCluster]) -> tuple[str, ...]:
-    """Regions the job may run in: its placement ∩ the policy's ∩ clusters open to its namespace."""
-    open_regions = {m.spec.region for m in usable_members(job.metadata.namespace or "", members)}
+    """Regions the job may run in: its placement ∩ the policy's ∩ clusters open to its namespace,
+    leaving out a region where any such cluster requires a Pod Security level the pod does not meet."""
+    usable = usable_members(job.metadata.namespace or "", members)
+    refused = _refused_by(job, policy, usable)
+    open_regions = {m.spec.region for m in usable}
+    open_regions -= {m.spec.region for m in usable if (m.metadata.name or "") in refused}
     wanted = set(job.spec.placement.allowed_regions or open_regions)
     if policy.allowed_regions is not None:
         wanted &= set(policy.allowed_regions)
     return tuple(sorted(wanted & open_regions))
 
 
-def pod_security_problems(template: dict[str, Any], rules: PodSecurity) -> list[str]:
-    """Template fields the namespace's policy forbids (privileged, hostPath, host namespaces)."""
-    pod_spec = ((template.get("spec") or {}).get("template") or {}).get("spec") or {}
-    problems: list[str] = []
-    if rules.forbid_host_network and pod_spec.get("hostNetwork"):
-        problems.append("spec.template.spec.template.spec.hostNetwork is forbidden by the policy")
-    if rules.forbid_host_network and (pod_spec.get("hostPID") or pod_spec.get("hostIPC")):
-        problems.append("hostPID/hostIPC are forbidden by the policy")
-    if rules.forbid_host_path:
-        for volume in pod_spec.get("volumes") or []:
-            if isinstance(volume, dict) and "hostPath" in volume:
-                problems.append(f"volume {volume.get('name')!r} uses hostPath, which the policy forbids")
-    if rules.forbid_privileged:
-        for kind in ("initContainers", "containers", "ephemeralContainers"):
-            for container in pod_spec.get(kind) or []:
-                context = (container or {}).get("securityContext") or {}
-                if context.get("privileged") or context.get("allowPrivilegeEscalation"):
-                    problems.append(f"container {container.get('name')!r} asks for privileges the policy forbids")
-                added = ((context.get("capabilities") or {}).get("add")) or []
-                if any(str(cap).upper() in {"SYS_ADMIN", "ALL", "NET_ADMIN", "SYS_PTRACE"} for cap in added):
-                    problems.append(f"container {container.get('name')!r} adds capabilities the policy forbids")
-    return problems
-
-
 def job_problems(job: CarbonAwareJob, policy: EffectivePolicy, members: list[MemberCluster]) -> list[str]:
     """Everything wrong with ``job`` that the schema could not say; empty when it can be planned."""
     problems: list[str] = []
-    pod_spec = (job.spec.template.spec.get("template") or {}).get("spec") or {}
-    if not pod_spec.get("containers"):
+    pod, annotations = _pod(job)
+    if not pod.get("containers"):
         problems.append("spec.template.spec.template.spec.containers must list at least one container")
     if job.spec.max_delay is not None and job.spec.max_delay > policy.max_delay:
         problems.append(f"spec.maxDelay {format_duration(job.spec.max_delay)} exceeds the "
@@ -117,7 +142,31 @@ def job_problems(job: CarbonAwareJob, policy: EffectivePolicy, members: list[Mem
     if requested - open_regions:
         problems.append(f"no MemberCluster open to namespace {namespace!r} serves regions "
                         f"{sorted(requested - open_regions)}")
+    security = pod_security_problems(pod, policy.pod_security_level, annotations=annotations)
+    security += job_spec_problems(job.spec.template.spec, max_parallelism=policy.max_parallelism,
+                                  max_completions=policy.max_completions)
+    if security:
+        problems.append(f"the template does not meet Pod Security level {policy.pod_security_level} "
+                        f"(set by {_level_source(policy)}): " + _listed(security))
     if not problems and not allowed_regions(job, policy, members):
-        problems.append(f"no MemberCluster open to namespace {namespace!r} matches the job's and policy's regions")
-    problems.extend(pod_security_problems({"spec": job.spec.template.spec}, policy.pod_security))
-    return problems
+        refused = _refused_by(job, policy, usable_members(namespace, members))
+        if refused:
+            name, member_problems = sorted(refused.items())[0]
+            problems.append(f"the template does not meet the stricter Pod Security level MemberCluster {name} "
+                            f"requires: " + _listed(member_problems))
+        else:
+            problems.append(f"no MemberCluster open to namespace {namespace!r} matches the job's and policy's regions")
+    return [p[:_MAX_PROBLEM_CHARS] for p in problems]
+
+
+_MAX_LISTED = 6  # problems listed in a status message; the rest are counted
+_MAX_PROBLEM_CHARS = 1000  # status.message holds 4096 characters in all
+
+
+def _listed(problems: list[str]) -> str:
+    more = len(problems) - _MAX_LISTED
+    return "; ".join(problems[:_MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _level_source(policy: EffectivePolicy) -> str:
+    return "the cluster admin" if policy.source == "operator defaults" else f"the cluster admin and {policy.source}"

@@ -149,9 +149,14 @@ def plan_interruptible_lp(
                 # first modelled slot of a run of cells: start from what is left above reserve
                 start_wh = sig.battery.reserve_fraction * sig.battery.capacity_wh + float(battery_left[r])
                 eq(entries, start_wh)
-    # Imported here, not at module level: scipy.optimize costs ~50 MB RSS and the operator rarely solves LPs.
-    from scipy import sparse
-    from scipy.optimize import linprog
+    # Imported here, not at module level: scipy.optimize costs ~50 MB RSS and the operator never
+    # solves LPs (scipy is the optional `lp` extra, left out of the operator image).
+    try:
+        from scipy import sparse
+        from scipy.optimize import linprog
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError("plan_interruptible_lp needs scipy: pip install 'carbonshift[lp]'",
+                                  name=exc.name) from exc
 
     a_eq = sparse.csr_matrix((eq_vals, (eq_rows, eq_cols)), shape=(len(b_eq), nvar))
     a_ub = sparse.csr_matrix((ub_vals, (ub_rows, ub_cols)), shape=(len(b_ub), nvar)) if b_ub else None
