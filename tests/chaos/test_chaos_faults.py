@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from chaos_support import (
-    FULL, JOB_NAMESPACE, Hub, alive_and_serving, check_invariants, condition, job, origin_argv, wait_all_terminal,
+    FULL, Hub, alive_and_serving, check_invariants, condition, job, origin_argv, wait_all_terminal,
     wait_until,
 )
 
@@ -251,4 +251,3 @@ def test_no_job_is_lost_in_the_whole_module(hub, control_plane, operator) -> Non
         return [f"{c}/{j['metadata']['name']}" for c, js in hub.all_member_jobs().items() for j in js
                 if j["metadata"]["labels"]["carbonshift.io/job-uid"] not in uids]
     wait_until(lambda: not orphans(), timeout=60, what="no orphan member Jobs", on_fail=lambda: str(orphans()))
-    assert JOB_NAMESPACE

@@ -635,6 +635,11 @@ class Scheduler:
         """
         suspend = bool(decision.get("slots")) and not _in_window(decision, view.now)
         existing = self._existing_copy(ctx, view)
+        if existing is not None and existing[0] != member.metadata.name and existing[0] in view.healthy:
+            # A copy made before a crash, in another cluster than this cycle's decision: it is the
+            # run (it may have started); the decision follows it rather than making a second one.
+            member = view.healthy[existing[0]]
+            ctx.set(decision={**decision, "cluster": member.metadata.name, "region": member.spec.region})
         try:
             if existing is not None and existing[0] == member.metadata.name:
                 created = existing[1]

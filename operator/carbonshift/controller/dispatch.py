@@ -124,7 +124,11 @@ async def create(api: KubeApi, cluster: str, manifest: dict[str, Any], uid: str,
 
 
 async def fetch(api: KubeApi, namespace: str, name: str, uid: str, hub_id: str) -> dict[str, Any] | None:
-    """The Job as the member has it now, if it is this hub's copy of this job (else None)."""
+    """The Job as the member has it now, if it is this hub's copy of this job (else None).
+
+    A copy made by an earlier version (no hub label, no finalizer) is adopted: both are added,
+    so a job running across an upgrade is followed, not reported lost.
+    """
     try:
         job = await api.get(job_path(namespace, name))
     except KubeError as exc:
@@ -132,7 +136,13 @@ async def fetch(api: KubeApi, namespace: str, name: str, uid: str, hub_id: str) 
             return None
         raise
     labels = job["metadata"].get("labels") or {}
-    return job if labels.get(LABEL_JOB_UID) == uid and labels.get(LABEL_HUB) == hub_id else None  # type: ignore[no-any-return]
+    if labels.get(LABEL_JOB_UID) != uid or labels.get(LABEL_HUB, hub_id) != hub_id:
+        return None
+    if LABEL_HUB not in labels:
+        job = await api.request("PATCH", job_path(namespace, name),
+                                {"metadata": {"labels": {LABEL_HUB: hub_id}, "finalizers": [FINALIZER_RECORD]}},
+                                content_type="application/strategic-merge-patch+json")
+    return job  # type: ignore[no-any-return]
 
 
 async def release(api: KubeApi, namespace: str, name: str) -> None:

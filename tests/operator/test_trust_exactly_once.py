@@ -1,4 +1,6 @@
-"""Every CarbonAwareJob runs exactly once in the members (issue #12.2, #12.6, #12.8): a member
+"""(Named to run after test_operator.py: the shared operator's accelerated clock is fresh there.)
+
+Every CarbonAwareJob runs exactly once in the members (issue #12.2, #12.6, #12.8): a member
 Job that ran or finished is never created again, whatever happens to it there (TTL, deletion by
 hand, a lost finalizer, an edit of the template), and a job deleted while the hub's watch was
 broken does not go on running. Each test counts the member Jobs made over a window, not only

@@ -1,4 +1,6 @@
-"""Jobs run in the members as their tenant could run them there itself (issue #12.1, .3, .5, .7,
+"""(Named to run after test_operator.py: the shared operator's accelerated clock is fresh there.)
+
+Jobs run in the members as their tenant could run them there itself (issue #12.1, .3, .5, .7,
 .9): in the namespace of the same name (created only if the admin allows it, with the admin's
 Pod Security level), judged by the member's own admission before anything is created, only in
 clusters open to the namespace, within the namespace's fair share, and an operator touches
