@@ -347,13 +347,14 @@ def test_odd_but_valid_jobs_never_crash_or_block(control_plane, operator, hub, m
     check_invariants(hub, big)
     assert "spec.maxDelay" in invalid["max-delay-overflow"]["message"], invalid["max-delay-overflow"]
     # Member Jobs Kubernetes refuses (annotations over 256 KiB, a non-ASCII annotation key): the
-    # job says so (phase, condition, one Warning Event per distinct failure, not one per cycle).
+    # member's dry run refuses them before anything is created, and the job says so (phase,
+    # condition, one Warning Event per distinct refusal, not one per cycle).
     time.sleep(10)
     for name in ("big-annotations-300k", "bad-annotation-key"):
         status = hub.status(ns, name)
-        assert "dispatch" in (status.get("message") or "") and status.get("phase") == "Waiting", status
-        assert condition(status, "Dispatched").get("status") == "False", status
-        failures = [e for e in hub.events(ns, name) if e["reason"] == "DispatchFailed" and e["type"] == "Warning"]
-        assert 1 <= len(failures) <= 3, f"{name}: {len(failures)} DispatchFailed Events"
+        assert "refuses the Job" in (status.get("message") or "") and status.get("phase") == "Waiting", status
+        assert condition(status, "Dispatched").get("reason") == "MemberAdmissionRefused", status
+        failures = [e for e in hub.events(ns, name) if e["reason"] == "MemberAdmissionRefused" and e["type"] == "Warning"]
+        assert 1 <= len(failures) <= 3, f"{name}: {len(failures)} MemberAdmissionRefused Events"
         ledger["  odd jobs Kubernetes refuses at the member (reported, Waiting)"] += 1
     assert alive_and_serving(operator)

@@ -27,7 +27,8 @@ def private_member(control_plane: Any, operator: Any) -> Any:
                        "kubeconfigSecretRef": {"name": "member-eu-gb", "namespace": OPERATOR_NAMESPACE},
                        "carbonSignal": {"provider": "trace", "trace": {"path": "lets-wait-awhile/gb_ci.csv",
                                                                         "anchor": "2020-03-15T00:00:00Z"}},
-                       "createNamespaces": True}}
+                       # The admin maps the owner's jobs to a member namespace of another name.
+                       "namespaceMapping": {owner: "private-jobs"}, "createNamespaces": True}}
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(member))
     wait_until(lambda: _member_ready(control_plane, "eu-gb-private"), timeout=60, what="eu-gb-private Ready",
                on_fail=operator.log_tail)
@@ -37,7 +38,7 @@ def private_member(control_plane: Any, operator: Any) -> Any:
     control_plane.kubectl("hub", "delete", "namespace", owner, "--wait=true", "--timeout=90s", check=False)
 
     def member_jobs_left() -> str:
-        return control_plane.kubectl("eu-gb", "get", "jobs", "-n", owner, "-o", "name",
+        return control_plane.kubectl("eu-gb", "get", "jobs", "-n", "private-jobs", "-o", "name",
                                      "-l", f"carbonshift.io/job-namespace={owner}", check=False).stdout.strip()
 
     wait_until(lambda: not member_jobs_left(), timeout=60, what="eu-gb-private's Jobs removed", on_fail=operator.log_tail)
