@@ -208,7 +208,7 @@ def member_specs(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["allowedNamespaces"] = draw(st.lists(regions, max_size=3))
     if draw(st.booleans()):
-        spec["jobNamespace"] = draw(st.sampled_from(["carbonshift-jobs", "Not_A_Namespace!", "kube-system"]))
+        spec["createNamespaces"] = draw(st.booleans())
     if draw(st.booleans()):
         spec.setdefault("capacity", {})["maxJobsPerNamespace"] = draw(st.integers(-1, 100))
     if draw(st.booleans()):  # valid, not injective, sharing with an unmapped namespace, bad names

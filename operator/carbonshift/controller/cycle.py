@@ -12,6 +12,9 @@ every cycle reconciles "what status says" with "what member clusters have" (a co
 other than the decided one deleted); and a member Job is created once: one that went missing is
 reported lost, never re-run, and its record-completion finalizer keeps a finished Job until the
 hub has recorded how it ended.
+
+What is done to member Jobs lives in ``dispatch`` (dry run, create/adopt, release, delete);
+what is left of deleted jobs is collected by ``cleanup`` (a mixin run beside the cycle).
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignal
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
 from carbonshift.controller import dispatch
+from carbonshift.controller.cleanup import Cleanup
 from carbonshift.controller.dispatch import Refused
 from carbonshift.controller.manifests import (
-    ANNOTATION_SOURCE, FINALIZER_RECORD, LABEL_JOB_UID, build_member_job, hub_selector, job_progress,
+    ANNOTATION_SOURCE, FINALIZER_RECORD, build_member_job, hub_selector, job_progress,
 )
 from carbonshift.controller.members import MemberRegistry
-from carbonshift.controller.memberwatch import ALL_JOBS, MemberJobCache
+from carbonshift.controller.memberwatch import MemberJobCache
 from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
@@ -50,20 +54,16 @@ from carbonshift.controller.translate import (admission_reasons, core_job, decis
 from carbonshift.controller.validation import (
     EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
 )
-from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World
+from carbonshift.controller.world import TERMINAL, World
 
 log = logging.getLogger(__name__)
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
 SYNC_WAIT_S = 5.0  # how long a cycle waits for a member's first list of Jobs
 MEMBER_COUNT_S = 10.0  # a MemberCluster's runningJobs is recounted (and written) this often
-ORPHAN_SCAN_S = 2.0  # member Jobs are checked for a deleted CarbonAwareJob this often
 METRICS_S = 5.0  # the jobs-by-phase gauge is recomputed this often
 RESYNC_S = 30.0  # a dispatched job with nothing new is still looked at this often
-CLEANUP_RETRY_S = 10.0  # a deleted job whose copy cannot be removed yet is retried this often
-HUB_RELIST_S = 10.0  # the hub's CarbonAwareJobs are listed (metadata only) this often to catch lost deletions
 PODS_CHECK_S = 10.0  # a started member Job without pods is asked about refused pods this often
-PARTIAL_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 @dataclass
@@ -128,7 +128,7 @@ class CycleView:
         return member is not None and bool(usable_members(namespace, [member]))
 
 
-class Scheduler:
+class Scheduler(Cleanup):
     def __init__(self, hub: KubeApi, registry: MemberRegistry, signals: SignalHub, clock: Clock,
                  settings: OperatorSettings, metrics: Metrics, world: World | None = None) -> None:
         self.hub = hub
@@ -219,7 +219,7 @@ class Scheduler:
         """
         view = await self._observe()
         self._relist_hub()
-        self._finalize_deleted(view)
+        self._finalize_deleted()
         contexts, invalid = self._contexts(view)
         for ctx in invalid:
             if changed(ctx.status, ctx.patch) or ctx.events:
@@ -713,7 +713,7 @@ class Scheduler:
     async def _create_member_job(self, ctx: JobContext, member: MemberCluster, suspend: bool) -> dict[str, Any]:
         api = await self.registry.api(member)
         namespace = member.spec.member_namespace(str(ctx.body["metadata"]["namespace"]))
-        manifest = build_member_job(ctx.body, job_namespace=namespace, member=member.metadata.name,
+        manifest = build_member_job(ctx.body, namespace=namespace, member=member.metadata.name,
                                     region=member.spec.region, hub_id=self.hub_id, suspend=suspend)
         await dispatch.prepare(api, member.metadata.name, manifest, create_namespace=member.spec.create_namespaces,
                                level=self._level(member))
@@ -983,153 +983,6 @@ class Scheduler:
             return None
         mean = await self.signals.history_mean(member, start, start + duration)
         return None if mean is None else measured_wh * member.spec.pue / 1000.0 * mean
-
-    # ----- deletion ------------------------------------------------------------------------
-    def _finalize_deleted(self, view: CycleView) -> None:
-        """Deleted jobs that still carry a finalizer of an earlier version: remove their copies, then it.
-
-        This version adds no finalizer: a deleted job's member Job is found by the orphan
-        collection in the next cycle (after the hub confirms the job is gone). A finalizer would
-        cost one more write per job and make deletions hang while the operator is down.
-        """
-        now = time.monotonic()
-        for _, body in self.world.active_jobs():
-            meta = body.get("metadata") or {}
-            uid = str(meta.get("uid"))
-            finalizers = meta.get("finalizers") or []
-            if (not meta.get("deletionTimestamp") or uid in self._inflight
-                    or not ({FINALIZER, LEGACY_FINALIZER} & set(finalizers))
-                    or self._cleanup_after.get(uid, 0.0) > now):
-                continue
-            ctx = JobContext(body, None, None, (), body.get("status") or {})  # type: ignore[arg-type]
-            self._spawn(ctx, self._finalize(body))
-
-    async def _finalize(self, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        uid = str(meta["uid"])
-        remaining = await self.remove_member_jobs(body)
-        if remaining:
-            self._cleanup_after[uid] = time.monotonic() + CLEANUP_RETRY_S
-            log.warning("cannot reach %s to delete the copy of %s/%s; retrying in %.0f s", ", ".join(remaining),
-                        meta["namespace"], meta["name"], CLEANUP_RETRY_S)
-            return
-        self._cleanup_after.pop(uid, None)
-        for cache in self._member_caches.values():
-            cache.forget(uid)
-        keep = [f for f in meta.get("finalizers") or [] if f not in (FINALIZER, LEGACY_FINALIZER)]
-        try:
-            result = await self.hub.merge_patch(caj_path(meta["namespace"], meta["name"]), {
-                "metadata": {"finalizers": keep or None, "resourceVersion": meta.get("resourceVersion")}})
-        except KubeError as exc:
-            if not (exc.not_found or exc.conflict):  # conflict: the next cycle sees the newer object
-                log.warning("removing the finalizer of %s/%s: %s", meta["namespace"], meta["name"], exc)
-            return
-        if result:
-            self.world.remember(result)
-
-    async def remove_member_jobs(self, body: dict[str, Any]) -> list[str]:
-        """Deletes every copy of a deleted CarbonAwareJob; returns clusters that must be retried.
-
-        Only the cluster its status names must be reachable; a copy in another unreachable
-        cluster (e.g. left by a crash) is removed later by the orphan collection.
-        """
-        uid = str(body["metadata"]["uid"])
-        ref = (body.get("status") or {}).get("memberJob") or {}
-        retry = []
-        for name, member_body in sorted(self.world.members.items()):
-            try:
-                member = MemberCluster.model_validate(member_body)
-                api = await self.registry.api(member)
-                listed = await api.get(ALL_JOBS, {"labelSelector": f"{hub_selector(self.hub_id)},{LABEL_JOB_UID}={uid}"})
-                for job in listed.get("items") or []:
-                    await dispatch.delete(api, job["metadata"]["namespace"], job["metadata"]["name"])
-                    log.info("deleted Job %s in %s for deleted %s/%s", job["metadata"]["name"], name,
-                             body["metadata"]["namespace"], body["metadata"]["name"])
-            except ValidationError:
-                continue
-            except KubeError as exc:
-                if exc.not_found:
-                    continue
-                if ref.get("cluster") == name:
-                    retry.append(name)
-        return retry
-
-    # ----- housekeeping ----------------------------------------------------------------------
-    def _collect_orphans(self, view: CycleView) -> None:
-        """Member Jobs whose CarbonAwareJob no longer exists are deleted (after checking the hub).
-
-        This is how a deleted job's copy goes away (there is no finalizer), so it must not wait:
-        each orphan is checked and deleted by its own task, beside the cycle.
-        """
-        if time.monotonic() - self._orphans_scanned < ORPHAN_SCAN_S:
-            return  # a scan walks every member Job: not on every cycle
-        self._orphans_scanned = time.monotonic()
-        known = self.world.uids
-        for name, jobs in view.member_jobs.items():
-            for uid, job in jobs.items():
-                key = f"orphan:{name}:{uid}"
-                if key in self._inflight or name not in view.healthy:
-                    continue
-                if uid not in known:
-                    self._spawn_work(key, self._remove_orphan(view.healthy[name], uid, job, view))
-                elif FINALIZER_RECORD in (job["metadata"].get("finalizers") or []) and self._recorded(uid):
-                    # The hub has the end (a crash came between that write and the release): let it go.
-                    self._spawn_work(key, self._release(view.healthy[name], job))
-
-    def _recorded(self, uid: str) -> bool:
-        body = self.world.jobs.get(self.world.uids[uid]) or {}
-        return (body.get("status") or {}).get("phase") in TERMINAL
-
-    async def _release(self, member: MemberCluster, job: dict[str, Any]) -> None:
-        try:
-            api = await self.registry.api(member)
-            await dispatch.release(api, job["metadata"]["namespace"], job["metadata"]["name"])
-        except KubeError as exc:
-            log.info("releasing %s/%s in %s: %s", job["metadata"]["namespace"], job["metadata"]["name"],
-                     member.metadata.name, exc)
-
-    def _relist_hub(self) -> None:
-        """Every HUB_RELIST_S: the hub's CarbonAwareJobs (metadata only); jobs it no longer has are deleted.
-
-        A watch that broke while a job was deleted (the hub API server restarted) re-lists without
-        a DELETED event; without this, that job's copy would keep running until a restart.
-        """
-        if time.monotonic() - self._hub_listed < HUB_RELIST_S or "hub-relist" in self._inflight:
-            return
-        self._hub_listed = time.monotonic()
-        self._spawn_work("hub-relist", self._sweep_hub(set(self.world.uids)))
-
-    async def _sweep_hub(self, known_before: set[str]) -> None:
-        listed: set[str] = set()
-        query: dict[str, Any] = {"limit": 5000}
-        while True:
-            page = await self.hub.request("GET", f"{CARBONSHIFT_API}/carbonawarejobs", query=query,
-                                          accept=PARTIAL_METADATA)
-            listed.update(str((item.get("metadata") or {}).get("uid")) for item in page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                break
-            query = {**query, "continue": token}
-        gone = self.world.forget_missing(known_before, listed)
-        if gone:
-            log.info("%d CarbonAwareJobs are gone from the hub without a watch event (e.g. %s/%s): their copies "
-                     "are collected as orphans", len(gone), *gone[0])
-            self._orphans_scanned = 0.0
-            self.wake()
-
-    async def _remove_orphan(self, member: MemberCluster, uid: str, job: dict[str, Any], view: CycleView) -> None:
-        source = (job["metadata"].get("annotations") or {}).get(ANNOTATION_SOURCE, "/")
-        namespace, _, caj_name = source.partition("/")
-        try:
-            body = await self.hub.get(caj_path(namespace, caj_name))
-            if str(body["metadata"].get("uid")) == uid:
-                return  # it exists: the watch has not shown it to us yet
-        except KubeError as exc:
-            if not exc.not_found:
-                return
-        log.info("deleting orphan Job %s/%s in %s (CarbonAwareJob %s is gone)",
-                 job["metadata"]["namespace"], job["metadata"]["name"], member.metadata.name, source)
-        await self._delete_member_job(member, job, uid)
 
     async def _member_status(self, member: MemberCluster, ready: bool, reading: RegionReading | None,
                              jobs: dict[str, dict[str, Any]] | None, now: datetime) -> None:

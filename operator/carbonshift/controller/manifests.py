@@ -55,7 +55,7 @@ def hub_selector(hub_id: str) -> str:
 def build_member_job(
     caj: dict[str, Any],
     *,
-    job_namespace: str,
+    namespace: str,
     member: str,
     region: str,
     hub_id: str,
@@ -87,7 +87,7 @@ def build_member_job(
         "kind": "Job",
         "metadata": {
             "name": member_job_name(meta["namespace"], meta["name"], meta["uid"]),
-            "namespace": job_namespace,
+            "namespace": namespace,
             "labels": labels,
             "annotations": annotations,
             "finalizers": [FINALIZER_RECORD],
@@ -129,8 +129,3 @@ def job_progress(member_job: dict[str, Any]) -> str:
         return "Running"
     return "Pending"
 
-
-def has_started(member_job: dict[str, Any]) -> bool:
-    """Whether the Job ever got pods or was ever resumed (then it must never be created again)."""
-    status = member_job.get("status") or {}
-    return bool(status.get("startTime") or status.get("active") or status.get("succeeded") or status.get("failed"))
