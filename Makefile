@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+DIST ?= dist
+# This checkout's package, whatever the venv's editable install points at (e.g. a shared venv).
+export PYTHONPATH := $(CURDIR)/operator$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart image image-engine-stop bench clean
+.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image image-engine-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,8 +58,13 @@ clean: cluster-down
 demo-stop: ## stop everything `make demo` started
 	cd hack && ../$(PY) demo.py stop
 
-test-chart: tools $(VENV)/.installed ## chart lint, goldens, schema, install on the hub
+test-chart: tools $(VENV)/.installed ## chart lint, goldens, schema, alerts (promtool), package, install and CRD upgrade on the hub
 	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
+
+chart: tools ## package the chart as users get it: $(DIST)/carbonshift-<version>.tgz (push: docs/install.md)
+	bash hack/sync-chart-crds.sh --check
+	mkdir -p $(DIST)
+	"$$(bash hack/tools.sh | tail -1)/helm" package charts/carbonshift --destination $(DIST)
 
 image: ## build the operator image ghcr.io/carbonshift/carbonshift:<version> with the project's own engine (no registry needed)
 	$(PYTHON) hack/engine.py build

@@ -24,7 +24,7 @@ import pandas as pd
 import common
 
 from carbonshift.core import Battery, Job, Plan, RegionSignals, build_snapshot, plan_interruptible_lp
-from carbonshift.sim.data import data_dir
+from carbonshift.signals.tracedata import research_data_dir
 
 START = datetime(2022, 6, 8, tzinfo=timezone.utc)
 DAYS = 28
@@ -38,14 +38,14 @@ BATTERY = Battery(capacity_wh=300_000.0, state_of_charge_fraction=0.5, reserve_f
 
 def load(days: int) -> tuple[np.ndarray, np.ndarray]:
     """(grid intensity g/kWh, solar W) per hourly slot from START."""
-    solar = pd.read_csv(data_dir() / "vessim" / "datasets" / "solcast2022_global_actual.csv",
+    solar = pd.read_csv(research_data_dir() / "vessim" / "datasets" / "solcast2022_global_actual.csv",
                         usecols=["datetime", "Berlin"])
     # Each value is valid for the 5 minutes before its timestamp: label by the interval start.
     index = pd.to_datetime(solar["datetime"]).dt.tz_localize("UTC") - pd.Timedelta(minutes=5)
     hourly = pd.Series(solar["Berlin"].to_numpy(dtype=float), index=index).resample("1h").mean()
     hours = pd.date_range(START, periods=days * 24, freq="1h")
     pv = hourly.reindex(hours).fillna(0.0).to_numpy() * PV_PEAK_W
-    folder = data_dir() / "decarbonization-potential" / "sim_what_ifs" / "prediction_error" / "data_output" / "added_error"
+    folder = research_data_dir() / "decarbonization-potential" / "sim_what_ifs" / "prediction_error" / "data_output" / "added_error"
     de = pd.read_csv(folder / "DE.csv", usecols=["0"])["0"].to_numpy(dtype=np.float64)
     first = int((START - datetime(2022, 1, 1, tzinfo=timezone.utc)) / SLOT)
     return de[first: first + days * 24], pv

@@ -23,7 +23,7 @@ import common
 
 from carbonshift.core import BatchOrder, Capacity, Job, Plan, RegionSignals, plan_jobs
 from carbonshift.sim import workloads
-from carbonshift.sim.data import data_dir
+from carbonshift.signals.tracedata import research_data_dir
 
 ZONES = ("DE", "GB", "ES", "IE", "SE-SE1")
 START = datetime(2022, 1, 1, tzinfo=timezone.utc)
@@ -35,7 +35,7 @@ HOURS = SLOT.total_seconds() / 3600.0
 def load(zones: tuple[str, ...]) -> dict[str, np.ndarray]:
     import pandas as pd
 
-    folder = data_dir() / "decarbonization-potential" / "sim_what_ifs" / "prediction_error" / "data_output" / "added_error"
+    folder = research_data_dir() / "decarbonization-potential" / "sim_what_ifs" / "prediction_error" / "data_output" / "added_error"
     return {z: np.repeat(pd.read_csv(folder / f"{z}.csv", usecols=["0"])["0"].to_numpy(dtype=np.float64), 2)
             for z in zones}
 

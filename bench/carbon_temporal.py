@@ -19,7 +19,7 @@ import common
 
 from carbonshift.core import BatchOrder, Job, RegionSignals, plan_jobs
 from carbonshift.sim import engine, traces, workloads
-from carbonshift.sim.data import lets_wait_awhile
+from carbonshift.signals.tracedata import research_data_dir
 
 REGIONS = {"ger": ("Germany", "Europe/Berlin"), "gb": ("Great Britain", "Europe/London")}
 PUBLISHED = {("ger", False): 5.91, ("ger", True): 7.93, ("gb", False): 6.56, ("gb", True): 9.03}
@@ -56,7 +56,7 @@ def run(quick: bool) -> dict[str, Any]:
     reps = 1 if quick else 5
     rows: list[dict[str, Any]] = []
     for region, (_, tz) in REGIONS.items():
-        trace = traces.load([f"{region}={lets_wait_awhile(region)}"])
+        trace = traces.load([f"{region}={research_data_dir() / 'lets-wait-awhile' / f'{region}_ci.csv'}"])
         ml_jobs = workloads.ml(year=2020, seed=0)
         if quick:
             ml_jobs = ml_jobs[:300]
@@ -88,7 +88,7 @@ def plot_windows(path: Any) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    trace = traces.load([f"ger={lets_wait_awhile('ger')}"])
+    trace = traces.load([f"ger={research_data_dir() / 'lets-wait-awhile' / 'ger_ci.csv'}"])
     week0 = datetime(2020, 3, 2, tzinfo=timezone.utc)
     week1 = week0 + timedelta(days=7)
     jobs = [j for j in workloads.ml(year=2020, seed=0) if week0 <= j.submit_at and j.deadline <= week1 + timedelta(days=3)]

@@ -73,19 +73,29 @@ class Engine:
     root: Path = ROOT
 
     @property
+    def run_dir(self) -> Path:
+        """Sockets and PID files. A unix socket path may have at most ~104 bytes, so a deep cache
+        folder gets a short stand-in under /tmp, named after it."""
+        run = self.root / "run"
+        if len(str(run / "containerd.sock.ttrpc")) <= 100:
+            return run
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"carbonshift-engine-{os.geteuid()}-{digest}"
+
+    @property
     def containerd_sock(self) -> Path:
-        return self.root / "run" / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def docker_sock(self) -> Path:
-        return self.root / "run" / "docker.sock"
+        return self.run_dir / "docker.sock"
 
     @property
     def host(self) -> str:
         return f"unix://{self.docker_sock}"
 
     def pidfile(self, daemon: str) -> Path:
-        return self.root / "run" / f"{daemon}.pid"
+        return self.run_dir / f"{daemon}.pid"
 
     def logfile(self, daemon: str) -> Path:
         return self.root / "log" / f"{daemon}.log"
@@ -183,9 +193,11 @@ class Engine:
             return False
         self.install()
         self.down()  # half-started leftovers of an earlier run
-        for sub in ("run", "log", "containerd", "containerd-state", "docker", "docker-exec", "client"):
+        for sub in ("log", "containerd", "containerd-state", "docker", "docker-exec", "client"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o700)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for private in (self.root, self.run_dir):
+            private.chmod(0o700)
         config = self.root / "containerd.toml"
         config.write_text(
             "version = 2\n"
@@ -212,7 +224,7 @@ class Engine:
         dockerd = self._spawn("dockerd", [
             "dockerd", "--config-file", str(daemon_json),
             "--data-root", str(self.root / "docker"), "--exec-root", str(self.root / "docker-exec"),
-            "--pidfile", str(self.root / "run" / "dockerd.own.pid"),
+            "--pidfile", str(self.run_dir / "dockerd.own.pid"),
             "--containerd", str(self.containerd_sock), "-H", self.host,
             # Host networking only: no default bridge, no NAT, no firewall rules, no IPv6 setup.
             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--ipv6=false",
@@ -241,6 +253,16 @@ class Engine:
                 os.kill(pid, signal.SIGKILL)
             self.pidfile(daemon).unlink(missing_ok=True)
             _reap(pid)
+        if self._pid("dockerd") is None and self._pid("containerd") is None:
+            self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its network-namespace mount (and, when killed, overlay mounts) behind;
+        only mounts inside our own folder are touched, deepest first."""
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        ours = [m for m in mounts if m.startswith(f"{self.root}/")]
+        for mount in sorted(ours, key=len, reverse=True):
+            subprocess.run(["umount", mount], check=False, capture_output=True)
 
     # ---- base image, wheels, build ---------------------------------------------------------------
 

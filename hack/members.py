@@ -2,7 +2,7 @@
 
 Used by `make demo` and by the operator's integration tests: applies the CRDs, stores each
 member's kubeconfig in a Secret in the operator's namespace, and applies one MemberCluster per
-region whose grid intensity is replayed from the real traces in ../shared/data.
+region whose grid intensity is replayed from a trace shipped in the package (carbonshift/data).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 from localcluster import REPO_ROOT, LocalControlPlane
 
 OPERATOR_NAMESPACE = "carbonshift-system"
-# region cluster -> (grid zone, trace); see each data folder's SOURCE.md.
+# The Helm expression in charts/carbonshift/templates/admission-policy.yaml (api/admission.py HELM_NAME).
+ADMISSION_POLICY_HELM_NAME = '{{ include "carbonshift.fullname" . }}'
+# region cluster -> (grid zone, bundled trace); see operator/carbonshift/data/SOURCE.md.
 REGIONS = {
-    "eu-de": ("DE", "lets-wait-awhile/ger_ci.csv"),
-    "eu-gb": ("GB", "lets-wait-awhile/gb_ci.csv"),
-    "us-ca": ("US-CAL-CISO", "decarbonization-potential/downloaded_carbon_data/US-CAL-CISO_2022_hourly.csv"),
+    "eu-de": ("DE", "DE"),
+    "eu-gb": ("GB", "GB"),
+    "us-ca": ("US-CAL-CISO", "US-CAL-CISO"),
 }
 
 
@@ -32,6 +34,9 @@ def kubectl(plane: LocalControlPlane, cluster: str, *args: str, input: str | Non
 
 def apply_crds(plane: LocalControlPlane, hub: str = "hub") -> None:
     kubectl(plane, hub, "apply", "-f", str(REPO_ROOT / "crds"))
+    # The chart's admission policy (size caps on CarbonAwareJobs); its one Helm expression is the name.
+    policy = (REPO_ROOT / "charts" / "carbonshift" / "templates" / "admission-policy.yaml").read_text()
+    kubectl(plane, hub, "apply", "-f", "-", input=policy.replace(ADMISSION_POLICY_HELM_NAME, "carbonshift-dev"))
     for crd in ("carbonawarejobs", "carbonpolicies", "memberclusters"):
         kubectl(plane, hub, "wait", "--for=condition=Established", f"crd/{crd}.carbonshift.io", "--timeout=30s")
 

@@ -19,16 +19,35 @@ export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 export GOCACHE=${GOCACHE:-$cache_root/go-build}
 
-need_apt=()
-command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_apt+=(etcd-server)
-command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+need_apt=()   # Debian package
+need_units=() # the systemd unit that package installs
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || { need_apt+=(etcd-server); need_units+=(etcd); }
+command -v prometheus >/dev/null 2>&1 || { need_apt+=(prometheus); need_units+=(prometheus); }
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+  # The packages would start their system services (the project runs its own instances). A
+  # policy-rc.d that refuses every start (exit 101) keeps them from starting during this install;
+  # it is removed right after. Nothing running is ever stopped by name: a user's own etcd or
+  # Prometheus is left alone.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# carbonshift hack/tools.sh: no service starts during its apt-get install\nexit 101\n' \
+      | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
-  # The Debian packages start system services; the project runs its own instances.
-  for svc in etcd prometheus; do $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || true; $sudo pkill -x "$svc" >/dev/null 2>&1 || true; done
+  if [ -n "$own_policy" ]; then $sudo rm -f "$policy"; trap - EXIT; fi
+  if [ -d /run/systemd/system ]; then
+    # Nor at boot. Only the units these packages just installed; with an existing policy-rc.d
+    # that let them start, stop those units (they are the ones this install started).
+    if [ -n "$own_policy" ]; then now=; else now=--now; fi
+    for unit in "${need_units[@]}"; do $sudo systemctl disable $now "$unit.service" >/dev/null 2>&1 || true; done
+  fi
 fi
 
 k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler)

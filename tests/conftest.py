@@ -21,6 +21,20 @@ sys.path.insert(0, str(REPO_ROOT / "hack"))
 from cluster_access import ControlPlane  # noqa: E402
 from localcluster import DEFAULT_CLUSTERS, LocalControlPlane  # noqa: E402
 
+from carbonshift.signals.tracedata import RESEARCH_DATA_ENV, research_data_dir  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.research_data("folder")``: skip, saying why, when that research data is not here."""
+    root = research_data_dir()
+    for item in items:
+        for mark in item.iter_markers("research_data"):
+            folder = mark.args[0] if mark.args else ""
+            if not (root / folder).is_dir():
+                item.add_marker(pytest.mark.skip(
+                    reason=f"research data {folder or ''} not found in {root} (not shipped; set {RESEARCH_DATA_ENV})"))
+                break
+
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:

@@ -32,6 +32,18 @@ def test_committed_crds_are_up_to_date() -> None:
     )
 
 
+def test_committed_admission_policy_is_up_to_date() -> None:
+    from carbonshift.api.admission import HELM_NAME
+    from carbonshift.api.crdgen import POLICY_FILE, render_policy
+
+    text = (REPO_ROOT / POLICY_FILE).read_text(encoding="utf-8")
+    assert text == render_policy(), f"stale {POLICY_FILE}: run `{GENERATE_COMMAND}` from the repository root"
+    # The name is its only Helm expression: hack/members.py applies the file with it replaced.
+    assert text.count("{{") == text.count(HELM_NAME) == 3  # policy, binding, binding.policyName
+    docs = list(yaml.safe_load_all(text.replace(HELM_NAME, "x")))
+    assert [d["kind"] for d in docs] == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+
+
 def test_check_names_the_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--output-dir", str(tmp_path)]) == 0
     assert main(["--output-dir", str(tmp_path), "--check"]) == 0
@@ -158,7 +170,7 @@ def test_structural_schema_refuses_unions() -> None:
 
 def test_generated_yaml_parses_back() -> None:
     for name, text in render_crds().items():
-        assert text.startswith("# Generated")
+        assert text.startswith("---\n# Generated")  # "---": `helm show crds` concatenates the files
         crd = yaml.safe_load(text)
         assert name == f"carbonshift.io_{crd['spec']['names']['plural']}.yaml"
 

@@ -18,6 +18,11 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 pytestmark = pytest.mark.timeout(120)
 
+# The carbon benches replay research traces that are not shipped (Let's Wait Awhile, Vessim, the paper's
+# per-zone traces).
+research = [pytest.mark.research_data("lets-wait-awhile"), pytest.mark.research_data("vessim"),
+            pytest.mark.research_data("decarbonization-potential")]
+
 
 @pytest.fixture
 def quick_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -27,6 +32,9 @@ def quick_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@research[0]
+@research[1]
+@research[2]
 def test_benches_run_small_and_the_report_is_complete(quick_env: Path) -> None:
     import carbon_onsite
     import carbon_spatial

@@ -47,8 +47,8 @@ MEMBERS = ("eu-de", "eu-gb")
 JOB_NAMESPACE = "carbonshift-jobs"
 CLOCK_SPEED = 400.0
 # Same real moments as the operator tests (see operator_support.ANCHORS).
-ANCHORS = {"eu-de": "2020-03-09T20:00:00Z", "eu-gb": "2020-03-15T00:00:00Z"}
-TRACES = {"eu-de": ("DE", "lets-wait-awhile/ger_ci.csv"), "eu-gb": ("GB", "lets-wait-awhile/gb_ci.csv")}
+ANCHORS = {"eu-de": "2022-09-30T19:00:00Z", "eu-gb": "2022-12-29T14:00:00Z"}
+TRACES = {"eu-de": ("DE", "DE"), "eu-gb": ("GB", "GB")}
 GROUP_PATH = "carbonshift.io/v1alpha1"
 
 
@@ -150,7 +150,9 @@ def restart(process: OperatorProcess, argv: list[str] | None = None) -> None:
 
 
 def alive_and_serving(process: OperatorProcess) -> bool:
-    return process.proc is not None and process.proc.poll() is None and _metrics_up(process)
+    """Alive and acting: every replica serves /metrics, only the one acting reports carbonshift_leader 1."""
+    return (process.proc is not None and process.proc.poll() is None and _metrics_up(process)
+            and "\ncarbonshift_leader 1.0\n" in process.metrics())
 
 
 def origin_argv(argv: list[str], origin: str | None) -> list[str]:

@@ -116,8 +116,12 @@ def caj_specs(draw: Any) -> tuple[dict[str, Any], list[str]]:
         {"metadata": {"labels": {"a": "b"}}, "spec": {"template": {"spec": {"containers": []}}}},
         {"spec": {}},
         {"metadata": {"annotations": {"ü": "✓"}}},
+        # Over the chart's admission policy caps (docs/resources.md): too long, too many values.
+        {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "busybox", "args": ["x" * 40_000]}]}}}},
+        {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "busybox", "args": ["a"] * 1_100}]}}}},
     ]))
-    if "spec" not in spec["template"]:
+    args = (spec["template"].get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("args")
+    if "spec" not in spec["template"] or (args and (len(args) > 1_000 or len(args[0]) > 32_768)):
         broken.append("template")
     return spec, broken
 
@@ -147,7 +151,8 @@ def _dry_run(cp: Any, namespace: str | None, plural: str, body: dict[str, Any]) 
             api.create_namespaced_custom_object("carbonshift.io", "v1alpha1", namespace, plural, body, dry_run="All")
         return None
     except ApiException as exc:
-        assert exc.status == 422, f"HTTP {exc.status} (expected 422 Invalid): {exc.body}"
+        # 422 Invalid from the schema and CRD rules, 413 from the admission policy's size caps.
+        assert exc.status in (413, 422), f"HTTP {exc.status} (expected 422 Invalid or 413): {exc.body}"
         return _refusal(exc)
 
 
@@ -191,7 +196,7 @@ def member_specs(draw: Any) -> dict[str, Any]:
     provider = draw(st.sampled_from(["trace", "electricitymaps", "prometheus", "watttime", "smoke-signals"]))
     signal: dict[str, Any] = {"provider": provider}
     if draw(st.integers(0, 4)):
-        signal["trace"] = {"path": draw(st.sampled_from(["DE", "lets-wait-awhile/gb_ci.csv", "/nonexistent.csv", "ü.csv"]))}
+        signal["trace"] = {"path": draw(st.sampled_from(["DE", "GB", "/nonexistent.csv", "ü.csv", "../../etc/passwd"]))}
         signal["electricityMaps"] = {"url": "http://127.0.0.1:9/v3", "tokenSecretRef": {
             "name": "nope", "namespace": OPERATOR_NAMESPACE, "key": "token"}}
         signal["prometheus"] = {"url": "http://127.0.0.1:9", "query": "up"}

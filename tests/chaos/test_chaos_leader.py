@@ -56,7 +56,7 @@ def test_two_replicas_one_leader_and_takeover(takeovers, control_plane, members,
                 hub.create(ns, job(name, max_delay="30m", pod_seconds=2))
                 names.append(name)
                 time.sleep(0.3)
-            # Only the lease holder serves /metrics and acts; the other waits as a follower.
+            # Both serve /metrics; only the lease holder acts (carbonshift_leader 1), the other waits.
             time.sleep(1.0)
             serving = [n for n, p in replicas.items() if _serving(p)]
             assert serving == [leader], f"round {round_}: serving {serving}, leader {leader}"

@@ -120,7 +120,7 @@ def test_provider_token_never_leaks(stub_operator, control_plane, hub) -> None:
     assert TOKEN in stub.tokens, "the provider was never called with the token"
     admin = control_plane.plane.__class__.__module__ and __import__("chaos_localcluster").ADMIN_TOKEN
     haystacks = {"operator log": process.log_path.read_text(errors="replace")}
-    for kind in ("events", "caj", "mc", "cpol"):
+    for kind in ("events", "caj", "mc", "cspol"):
         out = control_plane.kubectl("hub", "get", kind, "-A", "-o", "json", check=False)
         haystacks[kind] = json.dumps([{k: v for k, v in i.items() if k != "spec"}
                                       for i in json.loads(out.stdout or '{"items": []}')["items"]])

@@ -25,8 +25,8 @@ def private_member(control_plane: Any, operator: Any) -> Any:
     member = {"apiVersion": "carbonshift.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": "eu-gb-private"},
               "spec": {"region": "eu-gb-private", "zone": "GB", "allowedNamespaces": [owner],
                        "kubeconfigSecretRef": {"name": "member-eu-gb", "namespace": OPERATOR_NAMESPACE},
-                       "carbonSignal": {"provider": "trace", "trace": {"path": "lets-wait-awhile/gb_ci.csv",
-                                                                        "anchor": "2020-03-15T00:00:00Z"}},
+                       "carbonSignal": {"provider": "trace", "trace": {"path": "GB",
+                                                                        "anchor": "2022-12-29T14:00:00Z"}},
                        # The admin maps the owner's jobs to a member namespace of another name.
                        "namespaceMapping": {owner: "private-jobs"}, "createNamespaces": True}}
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(member))

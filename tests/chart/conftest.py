@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_support import REPO_ROOT, Helm
+from chart_support import CHART, REPO_ROOT, Helm
 
 Rendered = list[dict]
 
@@ -36,3 +36,16 @@ def render(helm: Helm) -> Callable[..., Rendered]:
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def packaged_chart(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``make chart`` as a user runs it: the path of dist/carbonshift-<version>.tgz (in a temporary DIST)."""
+    dist = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(["make", "--no-print-directory", "chart", f"DIST={dist}"], capture_output=True, text=True,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, f"make chart failed:\n{result.stdout}{result.stderr}"
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    package = dist / f"carbonshift-{version}.tgz"
+    assert [p.name for p in dist.iterdir()] == [package.name], f"make chart wrote {list(dist.iterdir())}"
+    return package

@@ -1,4 +1,5 @@
-"""``helm install`` into the real hub API server of the local control plane: the CRDs are served
+"""``helm install`` of the packaged chart (``make chart``) into the real hub API server of the local
+control plane: the CRDs are served
 and explained, and the chart's ServiceAccount, by its own TokenRequest token, can do exactly what
 the operator needs and nothing more (``kubectl auth can-i``).
 
@@ -11,11 +12,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, REPO_ROOT, Helm
+from chart_support import REPO_ROOT, Helm
 
 pytestmark = pytest.mark.cluster
 
@@ -41,14 +43,15 @@ def eventually(check: Callable[[], str | None], timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def release(helm: Helm, control_plane: Any) -> Iterator[Release]:
+def release(helm: Helm, control_plane: Any, packaged_chart: Path) -> Iterator[Release]:
     suffix = uuid.uuid4().hex[:6]
     name, namespace = f"cs-{suffix}", f"carbonshift-chart-{suffix}"
     kubeconfig = str(control_plane.kubeconfig(HUB))
     # The namespace enforces the "restricted" Pod Security Standard: the operator pod must pass it.
     control_plane.kubectl(HUB, "create", "namespace", namespace)
     control_plane.kubectl(HUB, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    helm.run("--kubeconfig", kubeconfig, "install", name, str(CHART), "--namespace", namespace,
+    # The packaged chart (make chart), as users install it, not the source folder.
+    helm.run("--kubeconfig", kubeconfig, "install", name, str(packaged_chart), "--namespace", namespace,
              "--create-namespace", "--wait=false", "--timeout", "60s")
     try:
         sa = f"{name}-carbonshift"

@@ -149,7 +149,10 @@ def test_settings_follow_values(render: Callable[..., list[dict]]) -> None:
     assert settings["namespace"] == "ops"
     assert settings["metricsPort"] == 9102
     assert settings["clockSpeed"] == 60
-    assert settings_of(render("--set", "metrics.enabled=false"))["metricsPort"] == 0
+    # The port stays served without the Service: the probes use it.
+    no_service = render("--set", "metrics.enabled=false")
+    assert settings_of(no_service)["metricsPort"] == 8080
+    assert not find(no_service, "Service")
 
 
 def test_deployment_runs_the_operator_hardened(render: Callable[..., list[dict]]) -> None:
@@ -165,6 +168,19 @@ def test_deployment_runs_the_operator_hardened(render: Callable[..., list[dict]]
     assert pod["securityContext"]["runAsUser"] == 65532
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/etc/carbonshift", "/tmp"} <= mounts
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_replica_has_probes_on_the_served_port(render: Callable[..., list[dict]], scenario: str) -> None:
+    """Liveness and readiness on every pod of the Deployment (followers too), on the port the
+    settings file tells the operator to serve."""
+    docs = render("-f", values_file(scenario))
+    (deploy,) = find(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": settings_of(docs)["metricsPort"],
+                                   "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
 # ---- RBAC ---------------------------------------------------------------------------------------
@@ -270,7 +286,8 @@ def test_schema_knows_every_value() -> None:
 
 METRICS = ["carbonshift_jobs", "carbonshift_emitted_grams_total", "carbonshift_saved_grams_total",
            "carbonshift_decision_latency_seconds_bucket", "carbonshift_signal_age_seconds",
-           "carbonshift_signal_intensity_grams_per_kwh", "carbonshift_dispatch_errors_total", "carbonshift_member_ready"]
+           "carbonshift_signal_intensity_grams_per_kwh", "carbonshift_dispatch_errors_total", "carbonshift_member_ready",
+           "carbonshift_deadline_misses_total", "carbonshift_leader"]
 
 
 def test_dashboard_has_a_panel_per_metric(render: Callable[..., list[dict]]) -> None:
@@ -311,8 +328,27 @@ def test_pdb_with_replicas(render: Callable[..., list[dict]]) -> None:
 def test_dockerfile() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "@sha256:<digest>" in text
-    assert "pip install ." in text
+    assert "--no-deps --target /opt/carbonshift-app ." in text  # the package, apart from its dependencies
     assert "USER 65532:65532" in text
     assert 'ENTRYPOINT ["carbonshift"]' in text and 'CMD ["run"]' in text
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[1:4] == ["*", "!pyproject.toml", "!README.md"] or "*" in ignore
+
+
+# ---- CRD short names ------------------------------------------------------------------------------
+
+# Short names of add-ons often installed beside carbonshift, read from their CRDs (Kyverno, Kueue,
+# Calico, Istio; Cilium's network policies; Gatekeeper's CRDs have none) and Kubernetes' own.
+TAKEN_SHORT_NAMES = {
+    "cpol", "pol", "polr", "cpolr", "polex", "cleanpol", "ccleanpol", "ur", "vpol", "ivpol", "gpol", "mpol", "dpol",
+    "ndpol", "ngpol", "nivpol", "nmpol", "nvpol", "gctxentry", "ephr", "cephr", "cnp", "ccnp", "gnp", "gns", "hep",
+    "snp", "sgnp", "sknp", "scnp", "cgnp", "kcc", "cq", "lq", "rf", "wl", "ac", "prc", "queue", "flavor", "dr", "vs",
+    "gw", "se", "pa", "ra", "ap", "we", "wg", "cm", "cs", "ns", "po", "sa", "svc", "pv", "pvc", "ds", "rs", "sts",
+    "hpa", "pdb", "pc", "sc", "ing", "netpol", "crd", "csr", "ep", "ev", "limits", "quota", "no", "rc", "cj", "deploy",
+}
+
+
+def test_short_names_collide_with_no_common_add_on() -> None:
+    names = {n for p in (CHART / "crds").glob("*.yaml") for n in yaml.safe_load(p.read_text())["spec"]["names"].get("shortNames", [])}
+    assert names == {"caj", "cspol", "mc"}
+    assert not names & TAKEN_SHORT_NAMES

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +29,20 @@ def members(control_plane: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(control_plane: Any, members: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's admin data folder (setting dataDir): trace files MemberClusters may name."""
+    return tmp_path_factory.mktemp("trace-data")
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: Any, members: list[str], operator_data_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    settings = log_path.parent / "settings.yaml"
+    settings.write_text(f"dataDir: {operator_data_dir}\n")
     argv = [sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={control_plane.kubeconfig('hub')}",
-            "--no-leader-election", f"--metrics-port={port}", "--cycle-seconds=0.5",
+            f"--settings={settings}", "--no-leader-election", f"--metrics-port={port}", "--cycle-seconds=0.5",
             f"--clock-speed={CLOCK_SPEED}"]
     process = OperatorProcess(argv, log_path, port)
     process.start()

@@ -3,7 +3,7 @@ plane, with the three regional clusters registered as MemberClusters replaying r
 
 The operator runs on an explicit accelerated clock (the same code paths, 400 simulated seconds
 per real second) so that hours of carbon-intensity change happen within a test. Each member's
-trace is anchored at a real 2020 moment chosen for its shape (see ANCHORS).
+trace is anchored at a real 2022 moment chosen for its shape (see ANCHORS).
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ sys.path.insert(0, str(REPO_ROOT / "hack"))
 from members import REGIONS, kubectl, member_manifest, register_members  # noqa: E402
 
 CLOCK_SPEED = 400.0
-# Real moments whose following hours have the shape a test needs (found in ../shared/data):
-# eu-de 2020-03-09 20:00 UTC: 345 g/kWh falling steadily to 210 g/kWh four hours later;
-# eu-gb 2020-03-15 00:00 UTC: 92 g/kWh, the lowest of March 2020 in Great Britain;
-# us-ca 2022-03-09 20:00 UTC: California, an ordinary evening.
-ANCHORS = {"eu-de": "2020-03-09T20:00:00Z", "eu-gb": "2020-03-15T00:00:00Z", "us-ca": "2022-03-09T20:00:00Z"}
+# Real moments of the bundled 2022 traces whose following hours have the shape a test needs:
+# eu-de 2022-09-30 19:00 UTC: 458 g/kWh falling steadily to 280 g/kWh four hours later;
+# eu-gb 2022-12-29 14:00 UTC: 56 g/kWh, the lowest of 2022 in Great Britain, rising after;
+# us-ca 2022-03-09 20:00 UTC: California, an ordinary evening (133 g/kWh).
+ANCHORS = {"eu-de": "2022-09-30T19:00:00Z", "eu-gb": "2022-12-29T14:00:00Z", "us-ca": "2022-03-09T20:00:00Z"}
+# eu-de 2022-10-01 21:00 UTC: 268, 250, 236, 247, 245, 240, 242 g/kWh: the two cheapest hours are apart, so
+# a 2-hour interruptible job is cheapest split in two (about 1 % cheaper than any 2 hours in a row).
+LAB_ANCHOR = "2022-10-01T21:00:00Z"
 
 
 # A pod that meets the Pod Security level "restricted" (the operator's default).

@@ -99,7 +99,7 @@ def test_a_kubeconfig_secret_outside_the_operator_namespace_cannot_be_read(sa_op
          f"--from-file=kubeconfig={control_plane.kubeconfig('eu-de')}", "--dry-run=client", "-o", "json"],
         capture_output=True, text=True, check=True).stdout
     control_plane.kubectl("hub", "apply", "-f", "-", input=secret)
-    manifest = member_manifest("eu-x", "DE", "lets-wait-awhile/ger_ci.csv", None)
+    manifest = member_manifest("eu-x", "DE", "DE", None)
     manifest["spec"]["kubeconfigSecretRef"] = {"name": "stolen", "namespace": "default", "key": "kubeconfig"}
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(manifest))
     try:

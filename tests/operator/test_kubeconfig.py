@@ -1,7 +1,8 @@
 """The operator's own Kubernetes client: kubeconfig and in-cluster parsing (kubeconfig.py), and the
 aiohttp client (kube.py) against the real hub API server of the local control plane: requests and
-their error mapping, TLS and credentials (token, token file, client certificate), watches, and
-member clients built from kubeconfig Secrets (members.py)."""
+their error mapping, TLS and credentials (token, token file, client certificate, exec plugins shaped
+like the EKS, GKE and AKS ones, tls-server-name), watches, member clients built from kubeconfig
+Secrets (members.py), and the hub connection Kopf and the client share."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import yaml
 
 from carbonshift.api import MemberCluster
 from carbonshift.controller import kube
+from carbonshift.controller.execplugin import ExecCredentials, ExecError
+from carbonshift.controller.handlers import login
 from carbonshift.controller.kube import KubeApi, KubeError
 from carbonshift.controller.kubeconfig import (
     Connection,
@@ -34,6 +37,10 @@ from carbonshift.controller.kubeconfig import (
     resolve_connection,
 )
 from carbonshift.controller.members import MemberRegistry
+from exec_support import (
+    calls, exec_user, install_plugins, kubeconfig_with_user, path_with, secret_token, service_account_with_admin,
+    set_token,
+)
 from operator_support import REPO_ROOT, member_manifest
 
 T = TypeVar("T")
@@ -163,15 +170,184 @@ def test_missing_context_cluster_or_user() -> None:
 
 
 @pytest.mark.parametrize(("user", "named"), [
-    ({"exec": {"command": "aws", "args": ["eks", "get-token"], "apiVersion": "client.authentication.k8s.io/v1"}}, "exec"),
     ({"auth-provider": {"name": "gcp", "config": {"access-token": TOKEN}}}, "auth-provider"),
     ({"username": "admin", "password": TOKEN}, "basic authentication"),
+    ({"as": "someone-else", "token": TOKEN}, "impersonation"),
 ])
-def test_plugins_and_basic_auth_are_refused_clearly(user: dict[str, Any], named: str) -> None:
+def test_auth_providers_basic_auth_and_impersonation_are_refused_clearly(user: dict[str, Any], named: str) -> None:
     with pytest.raises(KubeconfigError, match="not supported") as err:
         connection_from_kubeconfig(kubeconfig({"server": "https://k"}, user))
     assert named in str(err.value) and "u1" in str(err.value)
     assert TOKEN not in str(err.value)
+
+
+V1, V1BETA1 = "client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in cloud plugins on PATH; returns their state folder."""
+    bin_dir, state = install_plugins(tmp_path / "plugins")
+    monkeypatch.setenv("PATH", path_with(bin_dir))
+    return state
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"apiVersion": "client.authentication.k8s.io/v1alpha1", "command": "aws"},
+     "exec.apiVersion 'client.authentication.k8s.io/v1alpha1' is not supported"),
+    ({"apiVersion": V1, "command": "aws"}, "exec.interactiveMode must be set with client.authentication.k8s.io/v1"),
+    ({"apiVersion": V1BETA1, "command": "aws", "interactiveMode": "Always"},
+     "exec.interactiveMode Always needs a terminal"),
+    ({"apiVersion": V1BETA1, "command": "carbonshift-no-such-plugin", "installHint": "brew install it\nor not"},
+     "exec.command 'carbonshift-no-such-plugin' is not on the operator's PATH (installHint: brew install it)"),
+    ({"apiVersion": V1BETA1, "command": "aws", "args": "eks get-token"}, "exec.args must be a list of strings"),
+    ({"apiVersion": V1BETA1, "command": "aws", "env": [{"value": "x"}]}, "each exec.env entry needs a name"),
+    ({"apiVersion": V1BETA1}, "exec.command is missing"),
+])
+def test_exec_sections_that_cannot_work_are_refused_naming_the_field(plugins: Path, section: dict[str, Any],
+                                                                     message: str) -> None:
+    with pytest.raises(KubeconfigError) as err:
+        connection_from_kubeconfig(kubeconfig({"server": "https://k"}, {"exec": section}))
+    assert str(err.value).startswith(f"user 'u1': {message}")
+
+
+def test_refused_combinations(plugins: Path) -> None:
+    with pytest.raises(KubeconfigError, match="exec together with token or tokenFile is ambiguous"):
+        connection_from_kubeconfig(kubeconfig({"server": "https://k"}, {**exec_user("aws", "c"), "token": TOKEN}))
+    relative = {"exec": {"apiVersion": V1BETA1, "command": "bin/aws"}}
+    with pytest.raises(KubeconfigError, match="relative path; a kubeconfig in a Secret needs"):
+        connection_from_kubeconfig(kubeconfig({"server": "https://k"}, relative), allow_files=False)
+    with pytest.raises(KubeconfigError, match="proxy-url is not supported"):
+        connection_from_kubeconfig(kubeconfig({"server": "https://k", "proxy-url": "http://p:3128"}, {"token": TOKEN}))
+
+
+def test_exec_sections_of_the_three_clouds(plugins: Path, self_signed: tuple[str, str], tmp_path: Path) -> None:
+    ca = self_signed[0]
+    cluster = {"server": "https://k:6443", "certificate-authority-data": b64(ca), "tls-server-name": "api.internal",
+               "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"project": "p1"}},
+                              {"name": "other", "extension": {"x": 1}}]}
+    eks = connection_from_kubeconfig(kubeconfig(cluster, exec_user("aws", "prod")), allow_files=False)
+    assert eks.exec_config is not None and eks.token is None and eks.tls_server_name == "api.internal"
+    assert eks.exec_config.command == str(plugins.parent / "bin" / "aws")  # found on PATH
+    assert eks.exec_config.args[2:5] == ("eks", "get-token", "--cluster-name")
+    assert dict(eks.exec_config.env) == {"AWS_PROFILE": "carbonshift"}
+    assert eks.exec_config.cluster is None  # no provideClusterInfo: the plugin is told nothing
+    assert json.loads(eks.exec_config.exec_info()) == {"apiVersion": V1BETA1, "kind": "ExecCredential",
+                                                       "spec": {"interactive": False}}
+    assert "made-up" not in repr(connection_from_kubeconfig(kubeconfig(cluster, exec_user("kubelogin", "x"))))
+
+    gke = connection_from_kubeconfig(kubeconfig(cluster, exec_user("gke-gcloud-auth-plugin", "prod", V1)))
+    assert gke.exec_config is not None
+    # The ExecCredential Cluster shape: CA as data, the exec extension as config, nothing else.
+    assert json.loads(gke.exec_config.exec_info())["spec"] == {"interactive": False, "cluster": {
+        "server": "https://k:6443", "tls-server-name": "api.internal",
+        "certificate-authority-data": b64(ca), "config": {"project": "p1"}}}
+
+    (tmp_path / "cfg" / "bin").mkdir(parents=True)
+    (tmp_path / "cfg" / "bin" / "helper").write_text("#!/bin/sh\n")
+    (tmp_path / "cfg" / "bin" / "helper").chmod(0o755)
+    path = tmp_path / "cfg" / "config.yaml"
+    path.write_text(yaml.safe_dump(kubeconfig({"server": "https://k"}, {
+        "exec": {"apiVersion": V1, "command": "bin/helper", "interactiveMode": "Never"}})))
+    from_file = load_kubeconfig(path)  # a path with a slash is relative to the kubeconfig, as client-go has it
+    assert from_file.exec_config is not None
+    assert from_file.exec_config.command == str(tmp_path / "cfg" / "bin" / "helper")
+
+
+def _exec_credentials(plugin: str = "aws", api_version: str = V1BETA1) -> ExecCredentials:
+    connection = connection_from_kubeconfig(kubeconfig({"server": "https://k"}, exec_user(plugin, "prod", api_version)))
+    assert connection.exec_config is not None
+    return ExecCredentials(connection.exec_config)
+
+
+def test_exec_token_is_shared_cached_and_dropped_only_when_refused(plugins: Path) -> None:
+    set_token(plugins, "aws", "token-a", ttl_s=3600)
+    creds = _exec_credentials()
+
+    async def scenario() -> None:
+        many = await asyncio.gather(*(creds.token() for _ in range(50)))  # concurrent: one run
+        assert {t.token for t in many} == {"token-a"} and creds.runs == 1
+        first = many[0]
+        assert first.expires_at is not None and first.refresh_by is not None
+        # Replaced a minute before expiry (a fifth of the lifetime for short-lived tokens).
+        assert (first.expires_at - first.refresh_by).total_seconds() == 60
+        set_token(plugins, "aws", "token-b", ttl_s=3600)
+        assert (await creds.token()).token == "token-a"  # still cached
+        creds.invalidate("some-older-token")  # a 401 of a token no longer in use changes nothing
+        assert (await creds.token()).token == "token-a" and creds.runs == 1
+        creds.invalidate("token-a")
+        again = await asyncio.gather(*(creds.token() for _ in range(20)))
+        assert {t.token for t in again} == {"token-b"} and creds.runs == 2
+
+    run(scenario)
+    assert creds.token_sync().token == "token-b" and creds.runs == 2  # the synchronous path shares it
+    recorded = calls(plugins, "aws")
+    assert len(recorded) == 2
+    assert recorded[0]["stdin"] == ""  # never the operator's terminal
+    assert recorded[0]["env"]["AWS_PROFILE"] == "carbonshift"
+    assert recorded[0]["info"] == {"apiVersion": V1BETA1, "kind": "ExecCredential", "spec": {"interactive": False}}
+
+
+def test_exec_token_without_or_past_expiry(plugins: Path) -> None:
+    creds = _exec_credentials("kubelogin", V1)
+    set_token(plugins, "kubelogin", "forever")
+    for _ in range(3):
+        assert creds.token_sync().token == "forever" and creds.token_sync().expires_at is None
+    assert creds.runs == 1
+    set_token(plugins, "kubelogin", "stale", ttl_s=-5)  # already expired when printed: never cached
+    creds.invalidate("forever")
+    assert creds.token_sync().token == "stale" and creds.token_sync().token == "stale"
+    assert creds.runs == 3
+    short = _exec_credentials("kubelogin", V1)
+    set_token(plugins, "kubelogin", "short", ttl_s=100)
+    answer = short.token_sync()
+    assert answer.expires_at and answer.refresh_by
+    assert 18 <= (answer.expires_at - answer.refresh_by).total_seconds() <= 22  # a fifth of ~100 s
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("not json", "did not print an ExecCredential (not JSON)"),
+    ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1", "status": {"token": "t"}}',
+     "answered apiVersion 'client.authentication.k8s.io/v1', the kubeconfig asked for "
+     "client.authentication.k8s.io/v1beta1"),
+    ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": {}}',
+     ": the ExecCredential has no status.token"),
+    ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": '
+     '{"clientCertificateData": "x", "clientKeyData": "y"}}', ": status.clientCertificateData is not supported"),
+    ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": '
+     '{"token": "t", "expirationTimestamp": "tomorrow"}}', ": status.expirationTimestamp is not an RFC 3339 time"),
+])
+def test_bad_plugin_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, message: str) -> None:
+    plugin = tmp_path / "odd-plugin"
+    plugin.write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}\nEOF\n")
+    plugin.chmod(0o755)
+    monkeypatch.setenv("PATH", path_with(tmp_path))
+    config = connection_from_kubeconfig(kubeconfig({"server": "https://k"}, {
+        "exec": {"apiVersion": V1BETA1, "command": "odd-plugin"}})).exec_config
+    assert config is not None
+    expected = f"exec plugin {plugin} (user 'u1'){'' if message.startswith(':') else ' '}{message}"
+    with pytest.raises(ExecError) as err:
+        ExecCredentials(config).token_sync()
+    assert str(err.value).startswith(expected)
+    with pytest.raises(ExecError) as err_async:
+        run(ExecCredentials(config).token)
+    assert str(err_async.value) == str(err.value)
+
+
+def test_a_failing_plugin_is_named_and_its_stderr_stays_in_the_log(plugins: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    set_token(plugins, "aws", TOKEN)
+    (plugins / "aws.fail").write_text("")
+    creds = _exec_credentials()
+    with pytest.raises(ExecError) as err:
+        run(creds.token)
+    assert str(err.value) == (f"exec plugin {creds.config.command} (user 'u1') exited with 1 "
+                              "(its stderr is in the operator log)")
+    assert TOKEN not in str(err.value)
+    assert "plugin failure the test asked for" in caplog.text
+    with pytest.raises(ExecError) as again:  # many requests a second: the failure is held, not re-run
+        creds.token_sync()
+    assert str(again.value) == str(err.value) and len(calls(plugins, "aws")) == 1
 
 
 def test_files_can_be_refused(tmp_path: Path) -> None:
@@ -217,7 +393,8 @@ def test_in_cluster_service_account(self_signed: tuple[str, str], tmp_path: Path
 
 
 def test_resolution_order(self_signed: tuple[str, str], tmp_path: Path) -> None:
-    """--kubeconfig, else in-cluster, else $KUBECONFIG (a merged path list) or ~/.kube/config."""
+    """controller-runtime's order: --kubeconfig, else $KUBECONFIG (a merged path list), else
+    in-cluster, else ~/.kube/config."""
     explicit = tmp_path / "explicit.yaml"
     explicit.write_text(yaml.safe_dump(kubeconfig({"server": "https://explicit"}, {"token": "a"})))
     first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
@@ -230,10 +407,50 @@ def test_resolution_order(self_signed: tuple[str, str], tmp_path: Path) -> None:
               "KUBECONFIG": f"{first}{os.pathsep}{second}"}
 
     assert resolve_connection(explicit, in_pod, sa).server == "https://explicit"
-    assert resolve_connection(None, in_pod, sa).server == "https://10.96.0.1:443"
-    outside = {"KUBECONFIG": in_pod["KUBECONFIG"]}
-    merged = resolve_connection(None, outside, tmp_path / "no-sa")
+    merged = resolve_connection(None, in_pod, sa)  # $KUBECONFIG wins over the pod's ServiceAccount
     assert merged.server == "https://from-env" and merged.token == "b"  # the first entry of a name wins
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text(yaml.safe_dump(kubeconfig({"server": "https://home"}, {"token": "h"})))
+    pod = {k: v for k, v in in_pod.items() if k != "KUBECONFIG"} | {"HOME": str(home)}
+    assert resolve_connection(None, pod, sa).server == "https://10.96.0.1:443"
+    assert resolve_connection(None, {"HOME": str(home), "KUBECONFIG": ""}, tmp_path / "no-sa").server == "https://home"
+    with pytest.raises(KubeconfigError, match=r"no --kubeconfig, no \$KUBECONFIG, not in a pod"):
+        resolve_connection(None, {"HOME": str(tmp_path / "nobody")}, tmp_path / "no-sa")
+
+
+def test_kopf_logs_in_with_the_resolved_hub_connection(self_signed: tuple[str, str], tmp_path: Path,
+                                                      plugins: Path) -> None:
+    """Kopf's session is made from the very connection the operator's client uses: same server,
+    same TLS context, the client's own token (an exec token run again when Kopf logs in again)."""
+    sa = fake_service_account(tmp_path / "sa", self_signed[0])
+    in_pod = resolve_connection(None, {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}, sa)
+    set_token(plugins, "gke-gcloud-auth-plugin", "gke-token-1", ttl_s=3600)
+    with_exec = connection_from_kubeconfig(kubeconfig(
+        {"server": "https://gke.example:443", "certificate-authority-data": b64(self_signed[0]),
+         "tls-server-name": "kubernetes.default"}, exec_user("gke-gcloud-auth-plugin", "prod")))
+
+    async def scenario(connection: Connection) -> list[tuple[Any, ...]]:
+        hub = KubeApi(connection, name="hub")
+        memo: dict[str, Any] = {"scheduler": type("Scheduler", (), {"hub": hub})()}
+        answers = [await login(memo=memo), await login(memo=memo)]  # Kopf asks again: refused or expired
+        out = []
+        for answer in answers:
+            session = answer.aiohttp_session
+            out.append((answer.server, session.headers.get("Authorization"), answer.expiration,
+                        session.connector._ssl is hub.ssl_context))  # type: ignore[union-attr]
+            await session.close()
+        await hub.aclose()
+        return out
+
+    first, second = run(lambda: scenario(in_pod))
+    assert first == ("https://10.96.0.1:443", f"Bearer {TOKEN}", None, True)
+    assert second == first  # the same token file, read again
+    first, second = run(lambda: scenario(with_exec))
+    assert first[0] == "https://gke.example:443" and first[1] == "Bearer gke-token-1" and first[3]
+    assert first[2] is not None  # Kopf logs in again before the exec token expires
+    assert second[1] == "Bearer gke-token-1"  # the plugin ran again (the same token here) ...
+    assert len(calls(plugins, "gke-gcloud-auth-plugin")) == 2  # ... rather than handing out the refused one
 
 
 def test_the_operator_process_does_not_import_the_kubernetes_client() -> None:
@@ -408,7 +625,9 @@ def test_watch_streams_events(control_plane: Any, make_namespace: Callable[[str]
         async def watch() -> None:
             async for event in hub.watch(collection, {"resourceVersion": listed["metadata"]["resourceVersion"],
                                                       "timeoutSeconds": 3}):
-                seen.append((event["type"], event["object"]["metadata"]["name"]))
+                # The controller-manager adds kube-root-ca.crt to a new namespace, sometimes after the LIST.
+                if event["object"]["metadata"]["name"] != "kube-root-ca.crt":
+                    seen.append((event["type"], event["object"]["metadata"]["name"]))
 
         watcher = asyncio.create_task(watch())
         await hub.request("POST", collection, configmap("big", blob="x" * 300_000))  # one line > 128 KiB
@@ -425,7 +644,7 @@ def test_watch_streams_events(control_plane: Any, make_namespace: Callable[[str]
 
 
 def _member(name: str, secret: str) -> MemberCluster:
-    manifest = member_manifest(name, "DE", "lets-wait-awhile/ger_ci.csv", None)
+    manifest = member_manifest(name, "DE", "DE", None)
     manifest["spec"]["kubeconfigSecretRef"] = {"name": secret, "namespace": "carbonshift-system", "key": "kubeconfig"}
     return MemberCluster.model_validate(manifest)
 
@@ -436,7 +655,8 @@ def test_member_clients_from_kubeconfig_secrets(control_plane: Any) -> None:
     suffix = uuid.uuid4().hex[:6]
     good = yaml.safe_load(control_plane.kubeconfig("eu-de").read_text())
     admin_token = good["users"][0]["user"]["token"]
-    exec_user = with_user(good, {"exec": {"command": "steal", "env": [{"name": "T", "value": admin_token}]}})
+    exec_user = with_user(good, {"exec": {"command": "steal", "apiVersion": V1BETA1,
+                                          "env": [{"name": "T", "value": admin_token}]}})
     file_user = with_user(good, {"tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"})
     secrets = {"good": good, "exec": exec_user, "file": file_user, "junk": "just: [a, list"}
     for key, body in secrets.items():
@@ -473,8 +693,138 @@ def test_member_clients_from_kubeconfig_secrets(control_plane: Any) -> None:
             control_plane.kubectl("hub", "delete", "secret", f"kc-{key}-{suffix}", "-n", "carbonshift-system",
                                   "--wait=false", check=False)
     assert errors["exec"].startswith(f"kubeconfig in Secret carbonshift-system/kc-exec-{suffix} is unusable: ")
-    assert "exec credential plugins" in errors["exec"]
+    assert "exec.command 'steal' is not on the operator's PATH" in errors["exec"]
     assert "tokenFile refers to a local file" in errors["file"]
     assert "is not a kubeconfig" in errors["junk"]
     for message in errors.values():
-        assert admin_token not in message and "steal" not in message and "BEGIN" not in message
+        assert admin_token not in message and "BEGIN" not in message
+
+
+# -- exec plugins and tls-server-name against the real API servers -----------------------------------
+
+
+@pytest.mark.cluster
+def test_exec_plugins_of_the_three_clouds_reach_their_members(control_plane: Any, plugins: Path) -> None:
+    """Member kubeconfig Secrets as EKS, GKE and AKS write them; each plugin hands out a real
+    ServiceAccount token of its member. Hundreds of concurrent requests share one plugin run."""
+    control_plane.kubectl("hub", "create", "namespace", "carbonshift-system", check=False)
+    suffix = uuid.uuid4().hex[:6]
+    clouds = {"aws": "eu-de", "gke-gcloud-auth-plugin": "eu-gb", "kubelogin": "us-ca"}
+    for plugin, cluster in clouds.items():
+        service_account_with_admin(control_plane, cluster, "carbonshift-cloud")
+        token = control_plane.kubectl(cluster, "-n", "kube-system", "create", "token", "carbonshift-cloud",
+                                      "--duration=1h").stdout.strip()
+        set_token(plugins, plugin, token, ttl_s=3600)
+        admin = yaml.safe_load(control_plane.kubeconfig(cluster).read_text())
+        config = kubeconfig_with_user(admin, exec_user(plugin, cluster))
+        control_plane.kubectl("hub", "create", "secret", "generic", f"kc-{plugin}-{suffix}", "-n",
+                              "carbonshift-system", f"--from-literal=kubeconfig={json.dumps(config)}")
+    hub = KubeApi(load_kubeconfig(control_plane.kubeconfig("hub")), name="hub")
+    registry = MemberRegistry(hub, probe_seconds=0.0)
+
+    async def scenario() -> dict[str, str]:
+        users = {}
+        for plugin, cluster in clouds.items():
+            member = _member(cluster, f"kc-{plugin}-{suffix}")
+            api = await registry.api(member)
+            assert (await registry.probe(member)).ready
+            nodes = await asyncio.gather(*(api.get("/api/v1/nodes") for _ in range(100)))
+            assert {n["metadata"]["name"] for n in nodes[0]["items"]} >= {f"kwok-{cluster}-0"}
+            review = await api.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                       {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+            users[plugin] = review["status"]["userInfo"]["username"]
+            assert api.exec_credentials is not None and api.exec_credentials.runs == 1
+        await registry.aclose()
+        await hub.aclose()
+        return users
+
+    try:
+        users = run(scenario)
+    finally:
+        for plugin in clouds:
+            control_plane.kubectl("hub", "delete", "secret", f"kc-{plugin}-{suffix}", "-n", "carbonshift-system",
+                                  "--wait=false", check=False)
+    assert set(users.values()) == {"system:serviceaccount:kube-system:carbonshift-cloud"}
+    for plugin, cluster in clouds.items():
+        runs = calls(plugins, plugin)
+        assert len(runs) == 1, plugin  # the probe, 100 GETs and a POST: one plugin run
+        assert runs[0]["stdin"] == "" and runs[0]["info"]["spec"]["interactive"] is False
+    gke_cluster = calls(plugins, "gke-gcloud-auth-plugin")[0]["info"]["spec"]["cluster"]
+    eu_gb = yaml.safe_load(control_plane.kubeconfig("eu-gb").read_text())["clusters"][0]["cluster"]
+    assert gke_cluster == {"server": eu_gb["server"], "certificate-authority-data": eu_gb["certificate-authority-data"]}
+    assert calls(plugins, "kubelogin")[0]["env"]["AAD_SERVICE_PRINCIPAL_CLIENT_ID"].startswith("0000")
+
+
+@pytest.mark.cluster
+def test_a_revoked_exec_token_is_replaced_after_one_401(control_plane: Any, plugins: Path,
+                                                         make_namespace: Callable[[str], str]) -> None:
+    """Token A (a Secret-based ServiceAccount token) is revoked by deleting its Secret while still
+    within its expirationTimestamp: the next request gets a 401, drops A, runs the plugin once,
+    and goes on with token B -- for requests, watches and the synchronous path alike."""
+    service_account_with_admin(control_plane, "eu-de", "carbonshift-rotated")
+    suffix = uuid.uuid4().hex[:6]
+    token_a = secret_token(control_plane, "eu-de", "carbonshift-rotated", f"rotated-a-{suffix}")
+    token_b = secret_token(control_plane, "eu-de", "carbonshift-rotated", f"rotated-b-{suffix}")
+    set_token(plugins, "aws", token_a, ttl_s=3600)
+    admin = yaml.safe_load(control_plane.kubeconfig("eu-de").read_text())
+    api = KubeApi(connection_from_kubeconfig(kubeconfig_with_user(admin, exec_user("aws", "eu-de"))), name="eu-de")
+    namespace = make_namespace("eu-de")
+    collection = f"/api/v1/namespaces/{namespace}/configmaps"
+
+    async def scenario() -> list[str]:
+        await api.request("POST", collection, configmap("before"))
+        assert api.exec_credentials is not None and api.exec_credentials.runs == 1
+        set_token(plugins, "aws", token_b, ttl_s=3600)
+        control_plane.kubectl("eu-de", "-n", "kube-system", "delete", "secret", f"rotated-a-{suffix}")
+        # The API server caches a token's verdict for ~10 s: wait until A itself is refused.
+        static_a = KubeApi(connection_from_kubeconfig(kubeconfig_with_user(admin, {"token": token_a})), name="a")
+        for _ in range(60):
+            try:
+                await static_a.get("/api/v1/namespaces/default")
+            except KubeError as exc:
+                if exc.status == 401:
+                    break
+            await asyncio.sleep(0.5)
+        await static_a.aclose()
+        created = await asyncio.gather(*(api.request("POST", collection, configmap(f"after-{i}")) for i in range(20)))
+        assert len(created) == 20 and api.exec_credentials.runs == 2  # one 401 wave, one run
+        seen = []
+        async for event in api.watch(collection, {"timeoutSeconds": 1}):
+            seen.append(event["object"]["metadata"]["name"])
+        await api.aclose()
+        return seen
+
+    try:
+        seen = run(scenario)
+        assert "before" in seen and "after-19" in seen
+        assert api.get_sync(f"{collection}/before")["metadata"]["name"] == "before"
+        assert len(calls(plugins, "aws")) == 2
+    finally:
+        control_plane.kubectl("eu-de", "-n", "kube-system", "delete", "secret", f"rotated-b-{suffix}", check=False)
+
+
+@pytest.mark.cluster
+def test_tls_server_name_is_the_name_checked(control_plane: Any) -> None:
+    """The local API servers' certificates name 127.0.0.1 and kubernetes.default.svc; the server URL
+    says 127.0.0.1, so only tls-server-name decides whether the certificate matches."""
+    admin = hub_config(control_plane)
+    right = connection_from_kubeconfig(kubeconfig_with_user(admin, admin["users"][0]["user"],
+                                                            {"tls-server-name": "kubernetes.default.svc"}))
+    wrong = connection_from_kubeconfig(kubeconfig_with_user(admin, admin["users"][0]["user"],
+                                                            {"tls-server-name": "api.elsewhere.example"}))
+
+    async def scenario(connection: Connection) -> Any:
+        api = KubeApi(connection, name="hub")
+        try:
+            return await api.get("/api/v1/namespaces/default")
+        finally:
+            await api.aclose()
+
+    assert run(lambda: scenario(right))["metadata"]["name"] == "default"
+    assert KubeApi(right).get_sync("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    with pytest.raises(KubeError) as err:
+        run(lambda: scenario(wrong))
+    assert err.value.unreachable and "unreachable (ClientConnectorCertificateError)" in str(err.value)
+    with pytest.raises(KubeError) as sync_err:
+        KubeApi(wrong).get_sync("/api/v1/namespaces/default")
+    assert sync_err.value.unreachable

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from operator_support import REGIONS, _member_ready, caj_manifest, member_manifest, wait_until
+from operator_support import ANCHORS, LAB_ANCHOR, REGIONS, _member_ready, caj_manifest, member_manifest, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -147,9 +147,9 @@ def test_restart_mid_dispatch_leaves_exactly_one_copy_each(operator, hub, make_n
 
 def test_interruptible_job_is_suspended_and_resumed_between_green_windows(operator, hub, make_namespace,
                                                                          control_plane) -> None:
-    # A second MemberCluster on the eu-de cluster whose German trace starts at 2020-03-12 19:00 UTC:
+    # A second MemberCluster on the eu-de cluster whose German trace starts at LAB_ANCHOR:
     # its cheapest hours in the next six are split in two, with pricier ones between them.
-    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], "2020-03-12T19:00:00Z")
+    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], LAB_ANCHOR)
     lab["spec"]["kubeconfigSecretRef"]["name"] = "member-eu-de"
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(lab))
     try:
@@ -160,7 +160,7 @@ def test_interruptible_job_is_suspended_and_resumed_between_green_windows(operat
         status = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision") and s, what="decision",
                             on_fail=operator.log_tail)
         slots = status["decision"]["slots"]
-        assert len(slots) == 2, slots
+        assert len(slots) >= 2, slots  # hourly trace, slots start at "now": two or three pieces
         assert "SplitIntoGreenSlots" in reasons(status)
         total = sum((parse_time(w["end"]) - parse_time(w["start"]) for w in slots), timedelta())
         assert total == timedelta(hours=2)
@@ -240,7 +240,7 @@ def test_stale_signal_is_reported_and_the_policy_fallback_runs_the_job_now(opera
 
 def test_suspended_interruptible_work_relocates_to_a_region_that_became_greener(operator, hub, make_namespace,
                                                                                control_plane) -> None:
-    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], "2020-03-12T19:00:00Z")
+    lab = member_manifest("eu-de-lab", "DE", REGIONS["eu-de"][1], LAB_ANCHOR)
     lab["spec"]["kubeconfigSecretRef"]["name"] = "member-eu-de"
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(lab))
     # eu-gb-late has no usable signal yet (its trace file is missing), so nothing is planned there.
@@ -258,7 +258,7 @@ def test_suspended_interruptible_work_relocates_to_a_region_that_became_greener(
                    what="suspended between windows", on_fail=operator.log_tail)
         # Now the British signal arrives: Great Britain at its greenest hour of March 2020 (92 g/kWh).
         _apply_member(control_plane, "eu-gb-late", {"provider": "trace", "trace": {
-            "path": REGIONS["eu-gb"][1], "anchor": "2020-03-15T00:00:00Z"}}, secret="member-eu-gb")
+            "path": REGIONS["eu-gb"][1], "anchor": ANCHORS["eu-gb"]}}, secret="member-eu-gb")
         moved = wait_until(lambda: (s := hub.status(ns, "sweep")).get("decision", {}).get("cluster") == "eu-gb-late"
                            and s, timeout=60, what="relocation", on_fail=operator.log_tail)
         assert "Relocated" in reasons(moved)

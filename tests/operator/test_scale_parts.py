@@ -134,12 +134,14 @@ def test_trimmed_jobs_keep_what_the_scheduler_reads() -> None:
             "metadata": {"name": "a", "namespace": "n", "uid": "u", "generation": 2, "resourceVersion": "10",
                          "creationTimestamp": "2026-11-26T00:00:00Z", "labels": {"team": "x"},
                          "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
-                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "note": "kept"}},
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "note": "dropped",
+                                         "carbonshift.io/mark": "kept"}},
             "spec": {"estimatedDuration": "1h", "template": {"spec": {}}},
             "status": {"phase": "Waiting", "decision": {"start": "x"}}}
     slim = slim_job(body)
     assert "managedFields" not in slim["metadata"]
-    assert slim["metadata"]["annotations"] == {"note": "kept"}
+    assert slim["metadata"]["annotations"] == {"carbonshift.io/mark": "kept"}  # the operator reads no others
+    assert "labels" not in slim["metadata"]
     assert slim["spec"] == body["spec"] and slim["status"] == body["status"]
     done = slim_job({**body, "status": {"phase": "Succeeded", "memberJob": {"cluster": "eu-gb"}, "emissions": {}}})
     assert set(done) == {"metadata", "status"} and done["status"] == {"phase": "Succeeded", "memberJob": {"cluster": "eu-gb"}}

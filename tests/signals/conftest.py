@@ -1,7 +1,7 @@
 """Fixtures for the signals tests: a real Prometheus server loaded with real traces, and
 loopback HTTP servers that replay the SaaS APIs' documented response shapes.
 
-The Prometheus fixture backfills a week of the Let's Wait Awhile traces (DE, GB, June 2020)
+The Prometheus fixture backfills days of the bundled traces (DE, GB; June 2022 onto June 2020)
 through ``promtool tsdb create-blocks-from openmetrics`` (via the exporter's own backfill
 writer), plus a synthetic Kepler counter, and also scrapes a live ``carbonshift exporter``.
 """
@@ -44,7 +44,7 @@ from signals_support import FakeSleep, free_port
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 
-#: The backfilled period (wall time == trace time for 2020 under the calendar map).
+#: The backfilled period (the calendar map replays the same dates of the traces' 2022).
 BACKFILL_START = datetime(2020, 6, 1, tzinfo=timezone.utc)
 BACKFILL_END = datetime(2020, 6, 6, tzinfo=timezone.utc)
 KEPLER_POD = ("batch", "train-1")

@@ -38,7 +38,7 @@ CASES: list[tuple[dict[str, Any], type]] = [
     ({"provider": "gb-carbon-intensity", "gbCarbonIntensity": {"regionId": 13}}, GBCarbonIntensityProvider),
     ({"provider": "carbon-aware-sdk", "carbonAwareSdk": {"url": "http://casdk", "location": "eastus"}},
      CarbonAwareSdkProvider),
-    ({"provider": "trace", "trace": {"path": "lets-wait-awhile/gb_ci.csv", "anchor": "2020-01-06T00:00:00Z"}},
+    ({"provider": "trace", "trace": {"path": "GB", "anchor": "2022-01-06T00:00:00Z"}},
      TraceProvider),
 ]
 

@@ -1,6 +1,6 @@
 """The Prometheus provider against a real Prometheus server (see conftest.py).
 
-The server holds five days of the real Let's Wait Awhile traces (DE, GB, June 2020) as the
+The server holds five days of the bundled traces (DE, GB: June 2022 replayed onto June 2020) as the
 exporter publishes them, backfilled with promtool, a synthetic Kepler counter, and live
 scrapes of an accelerated exporter.
 """
@@ -27,6 +27,7 @@ from carbonshift.signals import (
     pod_energy_joules,
     resolve_trace_path,
 )
+from carbonshift.signals.kepler import KEPLER_LEGACY
 from carbonshift.signals.prometheus import PrometheusSource, parse_duration
 from conftest import BACKFILL_END, KEPLER_POD, KEPLER_WATTS
 from signals_support import run
@@ -45,8 +46,9 @@ def provider(url: str, retry: RetryPolicy, at: datetime = AT, **block: Any) -> A
 
 
 def trace_value(at: datetime) -> float:
+    """The bundled German trace (2022) at ``at``'s date and time, as the exporter's calendar map replays it."""
     trace = load_trace(resolve_trace_path("DE"))
-    i = int(np.searchsorted(trace.times, at.timestamp(), side="right")) - 1
+    i = int(np.searchsorted(trace.times, at.replace(year=2022).timestamp(), side="right")) - 1
     return float(trace.values[i])
 
 
@@ -69,7 +71,7 @@ def test_forecast_from_horizon_labelled_gauges(prometheus_server: Any, retry: Re
     assert s.points[0][0] == AT and s.points[-1][0] == AT + timedelta(hours=6)
     # The 3h gauge is the mean of the real trace over [AT+3h, AT+4h).
     trace = load_trace(resolve_trace_path("DE"))
-    lo, hi = (AT + timedelta(hours=3)).timestamp(), (AT + timedelta(hours=4)).timestamp()
+    lo, hi = (AT.replace(year=2022) + timedelta(hours=3)).timestamp(), (AT.replace(year=2022) + timedelta(hours=4)).timestamp()
     expected = trace.values[(trace.times >= lo) & (trace.times < hi)].mean()
     assert dict(s.points)[AT + timedelta(hours=3)] == pytest.approx(expected)
 
@@ -157,10 +159,11 @@ def test_energy_from_backfilled_simulated_site(prometheus_server: Any) -> None:
 def test_pod_energy_from_kepler_counter(prometheus_server: Any) -> None:
     prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
     start = datetime(2020, 6, 2, 1, tzinfo=timezone.utc)
-    s = run(pod_energy_joules(prom, *KEPLER_POD, start, start + timedelta(hours=2)))
+    # The backfilled counter is shaped like Kepler 0.7's (tests/operator/test_measured_energy.py has both lines).
+    s = run(pod_energy_joules(prom, *KEPLER_POD, start, start + timedelta(hours=2), kepler=KEPLER_LEGACY))
     assert s.unit == "J" and s.latest[1] == pytest.approx(KEPLER_WATTS * 7200, rel=0.01)
     with pytest.raises(BadSignalData, match="no kepler"):
-        run(pod_energy_joules(prom, "batch", "other", start, start + timedelta(hours=2)))
+        run(pod_energy_joules(prom, "batch", "other", start, start + timedelta(hours=2), kepler=KEPLER_LEGACY))
 
 
 def test_live_scrape_of_the_exporter(prometheus_server: Any, retry: RetryPolicy) -> None:

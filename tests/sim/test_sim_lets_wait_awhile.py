@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from carbonshift.sim import data, engine, traces, workloads
+from carbonshift.signals.tracedata import research_data_dir
+from carbonshift.sim import engine, traces, workloads
 
 PUBLISHED = {("ger", False): 5.91, ("ger", True): 7.93, ("gb", False): 6.56, ("gb", True): 9.03}
 
-pytestmark = pytest.mark.skipif(not (data.data_dir() / "lets-wait-awhile").exists(), reason="shared data not present")
+pytestmark = pytest.mark.research_data("lets-wait-awhile")
 
 
 @pytest.mark.parametrize(("country", "interruptible"), sorted(PUBLISHED))
 def test_savings_at_least_published(country: str, interruptible: bool) -> None:
-    trace = traces.load([f"{country}={data.lets_wait_awhile(country)}"])
+    trace = traces.load([f"{country}={research_data_dir() / 'lets-wait-awhile' / f'{country}_ci.csv'}"])
     scenario = engine.Scenario(regions=(country,), home=country, interruptible=interruptible,
                                forecast_error=0.05, seed=0, forecast_smoothing_slots=3)
     result = engine.run(trace, workloads.ml(), scenario)

@@ -7,14 +7,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carbonshift.sim import data, traces
+from carbonshift.signals.tracedata import RESEARCH_DATA_ENV, research_data_dir
+from carbonshift.sim import traces
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_data_dir_is_next_to_the_repo_and_overridable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(data.ENV_VAR, raising=False)
-    assert data.data_dir() == data.repo_root().parent / "shared" / "data"
-    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
-    assert data.data_dir() == tmp_path
+def test_research_data_is_next_to_the_repo_and_overridable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(RESEARCH_DATA_ENV, raising=False)
+    assert research_data_dir() == REPO_ROOT.parent / "shared" / "data"
+    monkeypatch.setenv(RESEARCH_DATA_ENV, str(tmp_path))
+    assert research_data_dir() == tmp_path
+
+
+def test_bundled_traces_load_by_name() -> None:
+    both = traces.load(["DE", "gb=GB"])
+    assert both.regions == ("DE", "gb") and both.step == pd.Timedelta(hours=1)
+    assert len(both.frame) == 8760 and both.frame.index[0] == pd.Timestamp("2022-01-01", tz="UTC")
+    se = traces.load(["SE"])  # DACF: the recorded forecast column is not a region
+    assert se.regions == ("SE",)
 
 
 def test_mixed_resolution_is_averaged_onto_one_step(tmp_path: Path) -> None:
@@ -34,14 +45,15 @@ def test_named_multi_column_csv(tmp_path: Path) -> None:
     assert trace.regions == ("DE", "GB")
 
 
-@pytest.mark.skipif(not (data.data_dir() / "lets-wait-awhile").exists(), reason="shared data not present")
+@pytest.mark.research_data("lets-wait-awhile")
 def test_real_files_load_as_they_are() -> None:
-    gb = traces.load([f"gb={data.lets_wait_awhile('gb')}"])
+    lwa = research_data_dir() / "lets-wait-awhile"
+    gb = traces.load([f"gb={lwa / 'gb_ci.csv'}"])
     assert gb.step == pd.Timedelta(minutes=30)
     assert gb.frame.index.is_monotonic_increasing and not gb.frame.isna().any().any()
-    both = traces.load([str(data.lets_wait_awhile("ger")), str(data.lets_wait_awhile("gb"))])
+    both = traces.load([str(lwa / "ger_ci.csv"), str(lwa / "gb_ci.csv")])
     assert both.regions == ("ger", "gb") and both.step == pd.Timedelta(minutes=30)
-    em_dir = data.data_dir() / "decarbonization-potential" / "downloaded_carbon_data"
+    em_dir = research_data_dir() / "decarbonization-potential" / "downloaded_carbon_data"
     files = sorted(em_dir.glob("*_2021_hourly.csv"))[:1]
     if files:
         em = traces.load([str(files[0])])

@@ -63,7 +63,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "carbonshift.settings" -}}
 {{- $s := deepCopy .Values.settings }}
 {{- $_ := set $s "namespace" .Release.Namespace }}
-{{- $_ := set $s "metricsPort" (ternary (int .Values.metrics.port) 0 .Values.metrics.enabled) }}
+{{- /* Always served: the probes use the same port (metrics.enabled only decides the Service). */}}
+{{- $_ := set $s "metricsPort" (int .Values.metrics.port) }}
 {{- toYaml $s }}
 {{- end }}
 

@@ -215,6 +215,9 @@ class KindInfo:
     categories: tuple[str, ...] = ("carbonshift",)
     printer_columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
     description: str = ""
+    # CEL rules on the whole object (x-kubernetes-validations of the root): the only place that
+    # sees spec and status together, e.g. "the template is fixed once dispatched".
+    validations: tuple[dict[str, Any], ...] = ()
 
 
 class Resource(BaseModel):

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import RESOURCES
+from .admission import admission_policy
 from .common import GROUP, VERSION, Resource
 
 __all__ = [
@@ -40,7 +41,11 @@ __all__ = [
 ]
 
 GENERATE_COMMAND: Final = "python -m carbonshift.api.crdgen"
-HEADER: Final = f"# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
+# The leading "---" keeps `helm show crds` (which concatenates the chart's CRD files) a valid stream.
+HEADER: Final = f"---\n# Generated from operator/carbonshift/api by `{GENERATE_COMMAND}`. Do not edit.\n"
+#: The chart template holding the ValidatingAdmissionPolicy (plain YAML, no Helm templating, so
+#: `kubectl apply -f` works on it too), relative to the repository root.
+POLICY_FILE: Final = Path("charts/carbonshift/templates/admission-policy.yaml")
 
 # Keys that pass through unchanged once their value has been converted.
 _PASS_THROUGH: Final = frozenset(
@@ -205,6 +210,8 @@ def crd_for(resource: type[Resource]) -> dict[str, Any]:
     }
     if spec_field.is_required():
         root["required"] = ["spec"]
+    if info.validations:
+        root["x-kubernetes-validations"] = [dict(rule) for rule in info.validations]
 
     version: dict[str, Any] = {
         "name": VERSION,
@@ -280,19 +287,33 @@ def write_crds(directory: Path) -> list[Path]:
     return written
 
 
+def render_policy() -> str:
+    """The admission policy file, exactly as committed at :data:`POLICY_FILE`."""
+    return HEADER + "# Size caps on CarbonAwareJobs (operator/carbonshift/api/admission.py).\n" + "---\n".join(
+        yaml.safe_dump(doc, sort_keys=True, width=100, allow_unicode=True) for doc in admission_policy())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=GENERATE_COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path("crds"), help="where the CRDs live (default: crds)")
+    parser.add_argument("--policy-file", type=Path, default=POLICY_FILE,
+                        help=f"where the admission policy lives (default: {POLICY_FILE})")
     parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
     args = parser.parse_args(argv)
     directory: Path = args.output_dir
+    policy: Path = args.policy_file
+    policy_stale = not policy.is_file() or policy.read_text(encoding="utf-8") != render_policy()
     if args.check:
-        stale = stale_files(directory)
+        stale = [str(directory / name) for name in stale_files(directory)] + ([str(policy)] if policy_stale else [])
         for name in stale:
-            print(f"{directory / name} is stale: run `{GENERATE_COMMAND}`", file=sys.stderr)
+            print(f"{name} is stale: run `{GENERATE_COMMAND}`", file=sys.stderr)
         return 1 if stale else 0
     for path in write_crds(directory):
         print(f"wrote {path}")
+    if policy_stale:
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(render_policy(), encoding="utf-8")
+        print(f"wrote {policy}")
     return 0
 
 

@@ -26,6 +26,7 @@ from .duration import Duration, duration_cel_rule
 
 __all__ = [
     "HISTORY_LIMIT",
+    "TEMPLATE_FIXED_RULE",
     "CarbonAwareJob",
     "CarbonAwareJobSpec",
     "CarbonAwareJobStatus",
@@ -49,6 +50,18 @@ HISTORY_LIMIT: Final = 10
 _HISTORY_MAX_ITEMS: Final = 20
 _MAX_SLOTS: Final = 96
 _MAX_REASONS: Final = 16
+
+
+#: Once a Job was created in a member cluster, the template it came from cannot change: an edit
+#: could otherwise be re-created later (after a TTL removed the member Job) without being checked.
+#: Status writes go through the status subresource, where spec cannot change, so they always pass.
+TEMPLATE_FIXED_RULE: Final[dict[str, Any]] = {
+    "rule": "!has(oldSelf.status) || !has(oldSelf.status.memberJob) || self.spec.template == oldSelf.spec.template",
+    "message": "spec.template cannot change once the job was dispatched to a member cluster (status.memberJob is set): "
+               "delete the CarbonAwareJob and create a new one",
+    "fieldPath": ".spec.template",
+    "reason": "FieldValueForbidden",
+}
 
 
 class JobPhase(enum.StrEnum):
@@ -344,6 +357,7 @@ class CarbonAwareJob(Resource):
             PrinterColumn("Saved", ".status.savedDisplay", description="gCO2eq saved versus running now."),
             PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         ),
+        validations=(TEMPLATE_FIXED_RULE,),
     )
 
     kind: Literal["CarbonAwareJob"] = "CarbonAwareJob"

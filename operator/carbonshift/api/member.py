@@ -150,7 +150,7 @@ class TraceSignal(ApiModel):
     path: str = Field(
         min_length=1,
         max_length=1024,
-        description="The CSV file as the operator sees it: an absolute path, a path relative to the operator's data folder ($CARBONSHIFT_DATA_DIR), or a zone with a bundled trace such as DE.",
+        description="A bundled trace (DE, GB, ES, NO, BR, US-CAL-CISO, SE, US-MIDA-PJM, US-TEX-ERCO, US-NE-ISNE) or a CSV file inside the operator's data folder (operator setting dataDir; relative paths are taken inside it). Any other path is refused, and errors never quote the file.",
     )
     column: str | None = Field(
         default=None,
@@ -224,6 +224,12 @@ class EnergySource(ApiModel):
     )
     battery_max_discharge_watts: float | None = Field(
         default=None, gt=0, description="Highest power the battery can deliver, in watts."
+    )
+    kepler_metrics: Literal["current", "legacy"] = Field(
+        default="current",
+        description="Which Kepler counters in this Prometheus hold pods' energy (measuredGrams): current = Kepler "
+                    "0.10 and later (kepler_pod_cpu_joules_total, zones package + dram), legacy = Kepler 0.7 "
+                    "(kepler_container_joules_total).",
     )
 
 

@@ -137,7 +137,9 @@ class CarbonPolicy(Resource):
         plural="carbonpolicies",
         singular="carbonpolicy",
         scope="Namespaced",
-        short_names=("cpol",),
+        # Not "cpol": Kyverno's ClusterPolicy has it. "cspol" is used by none of Kyverno, Gatekeeper,
+        # Calico, Cilium, Istio or Kueue.
+        short_names=("cspol",),
         printer_columns=(
             PrinterColumn("Objective", ".spec.objective", description="What the planner minimises."),
             PrinterColumn("Max-Delay", ".spec.maxDelay", description="Longest delay allowed."),

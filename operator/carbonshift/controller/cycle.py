@@ -372,6 +372,7 @@ class Scheduler(Cleanup):
         members = list(view.members.values())
         policies: dict[str, dict[str, CarbonPolicySpec]] = {}
         live: set[str] = set()
+        config = self.world.config_fingerprint()
         for (namespace, name), body in self.world.active_jobs():
             meta = body.get("metadata") or {}
             status = body.get("status") or {}
@@ -379,6 +380,11 @@ class Scheduler(Cleanup):
             live.add(uid)
             if meta.get("deletionTimestamp") or status.get("phase") in TERMINAL or uid in self._inflight:
                 continue
+            trimmed_against = self.world.trimmed_config((namespace, name))
+            if trimmed_against is not None:
+                if trimmed_against == config:
+                    continue  # invalid, and nothing it depends on changed: its status already says why
+                body = self.world.restore((namespace, name))
             try:
                 model = self._parsed(uid, body)
             except ValidationError as exc:
@@ -394,6 +400,8 @@ class Scheduler(Cleanup):
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     ctx.event("Invalid", message, warning=True)
                     invalid.append(ctx)
+                else:
+                    self._trim_invalid((namespace, name), uid, config)
                 continue
             if namespace not in policies:
                 policies[namespace] = self.world.namespace_policies(namespace)
@@ -409,6 +417,8 @@ class Scheduler(Cleanup):
                         ctx.event("Invalid", message, warning=True)
                     ctx.condition("Valid", False, "InvalidSpec", message, view.now)
                     invalid.append(ctx)
+                    if not (changed(ctx.status, ctx.patch) or ctx.events):
+                        self._trim_invalid((namespace, name), uid, config)
                     continue
                 # Already running: a later edit cannot be honoured, but the run is not abandoned.
                 policy = policy or resolve_policy(model, {}, self.settings.defaults, self.settings.admin_rules)[0]
@@ -425,6 +435,11 @@ class Scheduler(Cleanup):
             for uid in set(table) - live:
                 del table[uid]
         return contexts, invalid
+
+    def _trim_invalid(self, key: tuple[str, str], uid: str, config: tuple[Any, ...]) -> None:
+        """An invalid job whose status already says so is held as text until it or the config changes."""
+        self.world.trim_invalid(key, config)
+        self._models.pop(uid, None)
 
     def _parsed(self, uid: str, body: dict[str, Any]) -> CarbonAwareJob:
         """The job's model, parsed again only when its spec changed (a new generation)."""
@@ -967,7 +982,19 @@ class Scheduler(Cleanup):
         if progress == "Succeeded":
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
+        self._count_deadline_miss(ctx, member, member_job, view)
         ctx.event(progress, ctx.current("message"), warning=progress == "Failed")
+
+    # ----- deadline misses (metrics only; alerting rule CarbonshiftDeadlineMissed) ---------------
+    def _count_deadline_miss(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
+                             view: CycleView) -> None:
+        """carbonshift_deadline_misses_total: the run ended after the job's deadline (on the operator's
+        clock; a failed run has no completionTime, so the moment the cycle saw it end counts)."""
+        status = member_job.get("status") or {}
+        ended = self.clock.from_real(_parse_time(status["completionTime"])) if status.get("completionTime") else view.now
+        if ended > self._core_job(ctx, view.now).deadline:  # the deadline the planner planned for
+            self.metrics.deadline_misses.labels(hub_namespace=ctx.body["metadata"].get("namespace", ""),
+                                                cluster=member.metadata.name).inc()
 
     async def _measured_grams(self, member: MemberCluster, member_job: dict[str, Any], start: datetime,
                               duration: timedelta) -> float | None:

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 import kopf
 
 from carbonshift.controller.cycle import Scheduler
@@ -41,10 +42,26 @@ def _scheduler(memo: kopf.Memo) -> Scheduler:
     return memo["scheduler"]  # type: ignore[no-any-return]
 
 
-@kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a cluster: the pod's ServiceAccount; elsewhere: the kubeconfig (``--kubeconfig`` sets it)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+# Retried without end: a cloud login outage mid-run must not leave Kopf without credentials for
+# good (it would then wait forever); a plugin that fails at start-up ends the process (command.py).
+@kopf.on.login(errors=kopf.ErrorsMode.TEMPORARY, retries=None, backoff=10.0)
+async def login(memo: kopf.Memo, **_: Any) -> kopf.AiohttpSession:
+    """Kopf's watches use the operator's own hub connection (command._hub_connection), never a
+    configuration of their own, so both always reach the same cluster with the same identity.
+
+    Kopf calls this again when its token is answered 401 or reaches ``expiration``; the token it
+    had is then dropped, so an exec plugin runs again (or a rotated token file is read again).
+    """
+    hub = _scheduler(memo).hub
+    token, expiration = await hub.login_token(refused=memo.get("kopf_token"))
+    memo["kopf_token"] = token
+    session = aiohttp.ClientSession(
+        # The client's own TLS context: its CA, tls-server-name and client certificate.
+        connector=aiohttp.TCPConnector(limit=0, ssl=hub.ssl_context if hub.ssl_context is not None else True),
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    return kopf.AiohttpSession(server=hub.connection.server, aiohttp_session=session,
+                               default_namespace=hub.connection.namespace, expiration=expiration)
 
 
 @kopf.on.startup()

@@ -3,7 +3,8 @@
 The operator used the official client before: synchronous (a thread pool that capped concurrent
 calls), slow at building model objects, and about 65 MB of imports. This speaks plain HTTP to
 the API server with one pooled aiohttp session per server; bodies stay plain dicts and errors are
-translated once, here. Connection details come from kubeconfig.py.
+translated once, here. Connection details come from kubeconfig.py; tokens of ``exec`` plugins
+from execplugin.py (one run shared by all requests, re-run before expiry and after a 401).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
+from carbonshift.controller.execplugin import ExecCredentials, ExecError
 from carbonshift.controller.kubeconfig import Connection
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,8 @@ class KubeApi:
         self._token = connection.token
         self._token_read_at: float | None = None
         self._opener: urllib.request.OpenerDirector | None = None
+        # Shared by every request of this client and by Kopf's login (for the hub).
+        self.exec_credentials = ExecCredentials(connection.exec_config) if connection.exec_config else None
 
     def __repr__(self) -> str:
         return f"KubeApi({self.name!r}, {self._base!r})"
@@ -116,16 +121,67 @@ class KubeApi:
             self._token_read_at = now
         return self._token
 
-    def _headers(self, method: str, path: str, content_type: str | None,
-                 accept: str = "application/json") -> dict[str, str]:
+    def _what(self, method: str, path: str) -> str:
+        return f"{self.name}: {method} {path}" if path else f"{self.name}: {method}"
+
+    async def _auth_token(self, method: str, path: str) -> str | None:
+        if self.exec_credentials is not None:
+            try:
+                return (await self.exec_credentials.token()).token
+            except ExecError as exc:
+                raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
+        return self._static_token(method, path)
+
+    def _token_sync(self, method: str, path: str) -> str | None:
+        if self.exec_credentials is not None:
+            try:
+                return self.exec_credentials.token_sync().token
+            except ExecError as exc:
+                raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
+        return self._static_token(method, path)
+
+    def _static_token(self, method: str, path: str) -> str | None:
+        try:
+            return self._bearer()
+        except OSError as exc:
+            raise KubeError(401, f"{self._what(method, path)}: cannot read token file "
+                                 f"({type(exc).__name__})") from None
+
+    def _refused(self, token: str | None) -> bool:
+        """After a 401 with ``token``: True if another token may now be had (worth one retry)."""
+        if self.exec_credentials is not None:
+            self.exec_credentials.invalidate(token)
+            return True
+        if self.connection.token_file is not None:
+            self._token_read_at = None  # re-read the file now, it may have been rotated
+            try:
+                return self._bearer() != token
+            except OSError:
+                return False
+        return False
+
+    async def login_token(self, refused: str | None = None) -> tuple[str | None, datetime | None]:
+        """A token for another client of this server (Kopf's watches) and when to ask again.
+
+        ``refused``: the token that client had before, now answered 401 or expired; it is dropped,
+        so a token is never handed out again after the API server refused it.
+        """
+        if refused is not None:
+            self._refused(refused)
+        token = await self._auth_token("login", "")
+        cached = self.exec_credentials.cached() if self.exec_credentials is not None else None
+        return token, cached.refresh_by if cached is not None else None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context (CA, tls-server-name, client certificate); None for plain http."""
+        return self._ssl
+
+    @staticmethod
+    def _headers(token: str | None, content_type: str | None, accept: str = "application/json") -> dict[str, str]:
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
-        try:
-            token = self._bearer()
-        except OSError as exc:
-            raise KubeError(401, f"{self.name}: {method} {path}: cannot read token file "
-                                 f"({type(exc).__name__})") from None
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -171,17 +227,22 @@ class KubeApi:
 
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                       content_type: str = "application/json", accept: str = "application/json") -> Any:
-        headers = self._headers(method, path, content_type if body is not None else None, accept)
         data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         session = self._client()
-        try:
-            async with session.request(method, self._base + path, params=_params(query) or None, data=data,
-                                       headers=headers, allow_redirects=False) as response:
-                payload = await response.read()
-                status, reason = response.status, response.reason
-                response_type = response.headers.get("Content-Type", "")
-        except (aiohttp.ClientError, OSError) as exc:  # refused, reset, TLS, timeouts (TimeoutError is an OSError)
-            raise self._unreachable(method, path, exc) from exc
+        for attempt in (1, 2):
+            token = await self._auth_token(method, path)
+            headers = self._headers(token, content_type if body is not None else None, accept)
+            try:
+                async with session.request(method, self._base + path, params=_params(query) or None, data=data,
+                                           headers=headers, allow_redirects=False) as response:
+                    payload = await response.read()
+                    status, reason = response.status, response.reason
+                    response_type = response.headers.get("Content-Type", "")
+            except (aiohttp.ClientError, OSError) as exc:  # refused, reset, TLS, timeouts (TimeoutError is an OSError)
+                raise self._unreachable(method, path, exc) from exc
+            # A 401 changed nothing on the server: retry once if there is another token to try.
+            if not (status == 401 and attempt == 1 and self._refused(token)):
+                break
         return self._result(method, path, status, reason, response_type, payload)
 
     async def get(self, path: str, query: dict[str, Any] | None = None) -> Any:
@@ -198,25 +259,29 @@ class KubeApi:
         # A quiet watch is normal: wait for data as long as the server may keep the stream open.
         timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=REQUEST_TIMEOUT[0],
                                         sock_read=float(server_timeout) + REQUEST_TIMEOUT[1] if server_timeout else None)
-        headers = self._headers("GET", path, None)
         session = self._client()
         try:
-            async with session.get(self._base + path, params=params, headers=headers, timeout=timeout,
-                                   allow_redirects=False) as response:
-                if response.status >= 300:
-                    self._result("GET", path, response.status, response.reason,
-                                 response.headers.get("Content-Type", ""), await response.read())
-                # Split lines ourselves: aiohttp's readline refuses lines over 128 KiB (large Jobs).
-                buffer = bytearray()
-                async for chunk in response.content.iter_any():
-                    buffer.extend(chunk)
-                    while (end := buffer.find(b"\n")) >= 0:
-                        line = bytes(buffer[:end])
-                        del buffer[:end + 1]
-                        if line.strip():
-                            yield json.loads(line)
-                if buffer.strip():
-                    yield json.loads(bytes(buffer))
+            for attempt in (1, 2):
+                token = await self._auth_token("GET", path)
+                async with session.get(self._base + path, params=params, headers=self._headers(token, None),
+                                       timeout=timeout, allow_redirects=False) as response:
+                    if response.status == 401 and attempt == 1 and self._refused(token):
+                        continue
+                    if response.status >= 300:
+                        self._result("GET", path, response.status, response.reason,
+                                     response.headers.get("Content-Type", ""), await response.read())
+                    # Split lines ourselves: aiohttp's readline refuses lines over 128 KiB (large Jobs).
+                    buffer = bytearray()
+                    async for chunk in response.content.iter_any():
+                        buffer.extend(chunk)
+                        while (end := buffer.find(b"\n")) >= 0:
+                            line = bytes(buffer[:end])
+                            del buffer[:end + 1]
+                            if line.strip():
+                                yield json.loads(line)
+                    if buffer.strip():
+                        yield json.loads(bytes(buffer))
+                    return
         except (aiohttp.ClientError, OSError) as exc:
             raise self._unreachable("GET", path, exc) from exc
 
@@ -242,19 +307,23 @@ class KubeApi:
                 urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl), _NoRedirect())
         params = _params(query)
         url = self._base + path + (f"?{urlencode(params)}" if params else "")
-        request = urllib.request.Request(url, headers=self._headers("GET", path, None), method="GET")
-        try:
-            with self._opener.open(request, timeout=REQUEST_TIMEOUT[1]) as response:
-                status, reason, payload = response.status, response.reason, response.read()
-                response_type = response.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as exc:
+        for attempt in (1, 2):
+            token = self._token_sync("GET", path)
+            request = urllib.request.Request(url, headers=self._headers(token, None), method="GET")
             try:
-                status, reason, payload = exc.code, exc.reason, exc.read()
-            except OSError:
-                status, reason, payload = exc.code, exc.reason, b""
-            response_type = exc.headers.get("Content-Type", "") if exc.headers else ""
-        except (urllib.error.URLError, OSError) as exc:  # refused, TLS, timeout
-            raise self._unreachable("GET", path, exc) from exc
+                with self._opener.open(request, timeout=REQUEST_TIMEOUT[1]) as response:
+                    status, reason, payload = response.status, response.reason, response.read()
+                    response_type = response.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as exc:
+                try:
+                    status, reason, payload = exc.code, exc.reason, exc.read()
+                except OSError:
+                    status, reason, payload = exc.code, exc.reason, b""
+                response_type = exc.headers.get("Content-Type", "") if exc.headers else ""
+            except (urllib.error.URLError, OSError) as exc:  # refused, TLS, timeout
+                raise self._unreachable("GET", path, exc) from exc
+            if not (status == 401 and attempt == 1 and self._refused(token)):
+                break
         return self._result("GET", path, status, reason, response_type, payload)
 
 

@@ -1,10 +1,18 @@
 """Where an API server is and how to authenticate to it: a kubeconfig or the in-cluster ServiceAccount.
 
 The operator talks to API servers with its own small aiohttp client (kube.py) rather than the
-official client (65 MB of imports), so it needs just enough of kubeconfig semantics: one context,
-its cluster and user, and the static credential kinds (bearer token, token file, client
-certificate). Credential plugins (``exec``, ``auth-provider``) run external programs or cloud
-SDKs; they are refused with a clear error instead of being half-supported.
+official client (65 MB of imports), so it reads kubeconfigs itself: one context, its cluster
+(server, CA, ``tls-server-name``) and user (bearer token, ``tokenFile``, client certificate, or an
+``exec`` credential plugin such as ``aws eks get-token``, ``gke-gcloud-auth-plugin`` or
+``kubelogin``: see execplugin.py, and why the official package's loader is not used there).
+
+Refused, with a message naming the field: ``auth-provider`` (removed from kubectl; the cloud
+plugins replaced it), basic authentication, impersonation, ``proxy-url``, an exec plugin whose
+``apiVersion`` is not v1/v1beta1, ``interactiveMode: Always`` (the operator has no terminal), and
+an ``exec.command`` that is not on the operator's PATH.
+
+The hub connection is resolved once (``resolve_connection``) in client-go's order, and both the
+operator's client and Kopf's watches use it (handlers.login), so they cannot reach two clusters.
 
 Error messages name fields, files and contexts, never credential values: they end up in logs and
 in MemberCluster conditions.
@@ -15,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
 import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -23,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from carbonshift.controller.execplugin import API_VERSIONS, ExecConfig
 
 __all__ = [
     "SERVICE_ACCOUNT_DIR",
@@ -40,8 +51,7 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 # User fields that need machinery this client deliberately does not have.
 _UNSUPPORTED_USER_FIELDS = {
-    "exec": "exec credential plugins",
-    "auth-provider": "auth-provider plugins",
+    "auth-provider": "auth-provider plugins, removed from kubectl; use the cloud's exec plugin",
     "username": "basic authentication",
     "password": "basic authentication",
     "as": "impersonation",
@@ -50,8 +60,10 @@ _UNSUPPORTED_USER_FIELDS = {
 }
 _UNSUPPORTED_CLUSTER_FIELDS = {
     "proxy-url": "proxies",
-    "tls-server-name": "tls-server-name",
 }
+_INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+# The cluster extension a plugin gets as spec.cluster.config (client-go's name for it).
+_EXEC_EXTENSION = "client.authentication.k8s.io/exec"
 # Fields that name files; relative paths are relative to the kubeconfig file (as kubectl does).
 _CLUSTER_FILES = ("certificate-authority",)
 _USER_FILES = ("client-certificate", "client-key", "tokenFile")
@@ -78,11 +90,25 @@ class Connection:
     client_cert_data: str | None = field(default=None, repr=False)  # PEM
     client_key_data: str | None = field(default=None, repr=False)  # PEM
     namespace: str | None = None  # the context's default namespace, if any
+    # The name the server's certificate is checked against, when it is not the server URL's host.
+    tls_server_name: str | None = None
+    exec_config: ExecConfig | None = None  # the token comes from this plugin
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context for this server: its CA (or none with ``insecure``) and the client certificate."""
+        """The TLS context for this server: its CA (or none with ``insecure``), the name its
+        certificate must carry, and the client certificate."""
+        context: ssl.SSLContext
         try:
-            context = ssl.create_default_context(cadata=self.ca_data) if self.ca_data else ssl.create_default_context()
+            if self.tls_server_name:
+                # PROTOCOL_TLS_CLIENT: verification and host name checks on, as create_default_context.
+                context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.server_name = self.tls_server_name
+                if self.ca_data:
+                    context.load_verify_locations(cadata=self.ca_data)
+                else:
+                    context.load_default_certs()
+            else:
+                context = ssl.create_default_context(cadata=self.ca_data) if self.ca_data else ssl.create_default_context()
         except (ssl.SSLError, ValueError) as exc:
             raise KubeconfigError(f"the certificate authority is not a valid PEM certificate ({type(exc).__name__})") from None
         if self.insecure:
@@ -91,6 +117,22 @@ class Connection:
         if self.client_cert_data and self.client_key_data:
             _load_client_certificate(context, self.client_cert_data, self.client_key_data)
         return context
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """Checks (and sends as SNI) ``server_name`` instead of the host being connected to, as
+    client-go's ``tls-server-name`` does. Being the context itself, it works for every client
+    that is handed it: aiohttp (wrap_bio), urllib (wrap_socket), and Kopf's session."""
+
+    server_name: str
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["server_hostname"] = self.server_name
+        return super().wrap_socket(sock, *args, **kwargs)
+
+    def wrap_bio(self, incoming: Any, outgoing: Any, server_side: bool = False,  # type: ignore[override]
+                 server_hostname: Any = None, session: Any = None) -> Any:
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name, session)
 
 
 def _load_client_certificate(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
@@ -209,9 +251,73 @@ def connection_from_kubeconfig(config: Mapping[str, Any], context: str | None = 
 
     token_file = Path(str(user["tokenFile"])).expanduser() if user.get("tokenFile") else None
     token = str(user["token"]) if user.get("token") else None
+    tls_server_name = str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None
+    exec_config = None
+    if user.get("exec"):
+        if token or token_file:
+            raise KubeconfigError(f"user {user_name!r}: exec together with token or tokenFile is ambiguous; keep one")
+        exec_config = _exec_config(user["exec"], str(user_name), cluster, ca_data, allow_files=allow_files)
     return Connection(server=server, ca_data=ca_data, insecure=insecure, token=token, token_file=token_file,
                       client_cert_data=client_cert, client_key_data=client_key,
-                      namespace=str(ctx["namespace"]) if ctx.get("namespace") else None)
+                      namespace=str(ctx["namespace"]) if ctx.get("namespace") else None,
+                      tls_server_name=tls_server_name, exec_config=exec_config)
+
+
+def _exec_config(section: Any, user_name: str, cluster: Mapping[str, Any], ca_data: str | None, *,
+                 allow_files: bool) -> ExecConfig:
+    """A user's ``exec`` section, checked the way client-go checks it, with the command found on PATH."""
+    owner = f"user {user_name!r}"
+    if not isinstance(section, Mapping):
+        raise KubeconfigError(f"{owner}: exec must be a mapping")
+    api_version = section.get("apiVersion")
+    if api_version not in API_VERSIONS:
+        raise KubeconfigError(f"{owner}: exec.apiVersion {api_version!r} is not supported "
+                              f"(use {' or '.join(API_VERSIONS)})")
+    mode = section.get("interactiveMode")
+    if mode is None and api_version.endswith("/v1"):
+        raise KubeconfigError(f"{owner}: exec.interactiveMode must be set with {api_version} (Never or IfAvailable)")
+    if mode is not None and mode not in _INTERACTIVE_MODES:
+        raise KubeconfigError(f"{owner}: exec.interactiveMode {mode!r} is not one of {', '.join(_INTERACTIVE_MODES)}")
+    if mode == "Always":
+        raise KubeconfigError(f"{owner}: exec.interactiveMode Always needs a terminal, and the operator has none "
+                              "(use Never or IfAvailable)")
+    command = section.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise KubeconfigError(f"{owner}: exec.command is missing")
+    if "/" in command and not Path(command).is_absolute() and not allow_files:
+        raise KubeconfigError(f"{owner}: exec.command {command!r} is a relative path; a kubeconfig in a Secret "
+                              "needs a command on the operator's PATH or an absolute path")
+    found = shutil.which(command)
+    if found is None:
+        hint = str(section.get("installHint") or "").strip().splitlines()
+        raise KubeconfigError(f"{owner}: exec.command {command!r} is not on the operator's PATH"
+                              + (f" (installHint: {hint[0]})" if hint else ""))
+    args = section.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise KubeconfigError(f"{owner}: exec.args must be a list of strings")
+    env: list[tuple[str, str]] = []
+    for item in section.get("env") or []:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"] \
+                or not isinstance(item.get("value", ""), str):
+            raise KubeconfigError(f"{owner}: each exec.env entry needs a name and a string value")
+        env.append((item["name"], item.get("value", "")))
+    info = None
+    if section.get("provideClusterInfo"):
+        # The ExecCredential Cluster shape (client-go's field names), not the raw kubeconfig entry.
+        info = {"server": str(cluster.get("server") or "")}
+        if cluster.get("tls-server-name"):
+            info["tls-server-name"] = str(cluster["tls-server-name"])
+        if cluster.get("insecure-skip-tls-verify"):
+            info["insecure-skip-tls-verify"] = True
+        if ca_data:
+            info["certificate-authority-data"] = base64.b64encode(ca_data.encode()).decode()
+        if cluster.get("disable-compression"):
+            info["disable-compression"] = True
+        for extension in cluster.get("extensions") or []:
+            if isinstance(extension, Mapping) and extension.get("name") == _EXEC_EXTENSION:
+                info["config"] = extension.get("extension")
+    return ExecConfig(user=user_name, api_version=str(api_version), command=found, args=tuple(args),
+                      env=tuple(env), cluster=info, server=str(cluster.get("server") or ""))
 
 
 def _absolutize(entries: Any, body_key: str, keys: Sequence[str], base: Path) -> None:
@@ -238,6 +344,12 @@ def _read_kubeconfig_file(path: Path) -> dict[str, Any]:
     base = path.expanduser().resolve().parent
     _absolutize(loaded.get("clusters"), "cluster", _CLUSTER_FILES, base)
     _absolutize(loaded.get("users"), "user", _USER_FILES, base)
+    for entry in loaded.get("users") if isinstance(loaded.get("users"), list) else []:
+        section = (entry.get("user") or {}).get("exec") if isinstance(entry, Mapping) else None
+        command = section.get("command") if isinstance(section, dict) else None
+        # As client-go: a command with a slash is a path relative to the file; without, a PATH name.
+        if isinstance(command, str) and "/" in command and not Path(command).is_absolute():
+            section["command"] = str(base / command)
     return loaded
 
 
@@ -287,12 +399,22 @@ def default_kubeconfig_paths(env: Mapping[str, str] | None = None) -> list[Path]
 
 def resolve_connection(kubeconfig: Path | None = None, env: Mapping[str, str] | None = None,
                        sa_dir: Path = SERVICE_ACCOUNT_DIR) -> Connection:
-    """The hub: an explicit kubeconfig; else the in-cluster ServiceAccount; else ``$KUBECONFIG``
-    or ``~/.kube/config`` (the order the operator always used)."""
+    """The hub, in controller-runtime's order (``config.GetConfig``): the ``--kubeconfig`` flag;
+    else ``$KUBECONFIG``; else the in-cluster ServiceAccount; else ``~/.kube/config``.
+
+    A user who sets ``$KUBECONFIG`` in a pod means it; a pod without it gets its ServiceAccount.
+    """
+    env = os.environ if env is None else env
     if kubeconfig is not None:
         return load_kubeconfig(kubeconfig)
+    if (env.get("KUBECONFIG") or "").strip(os.pathsep + " "):
+        return load_kubeconfig(*default_kubeconfig_paths(env))
     try:
         return in_cluster_connection(env, sa_dir)
     except NotInCluster:
         pass
-    return load_kubeconfig(*default_kubeconfig_paths(env))
+    home = Path(env.get("HOME") or "~").expanduser() / ".kube" / "config"
+    if not home.exists():
+        raise KubeconfigError(f"no hub configuration: no --kubeconfig, no $KUBECONFIG, not in a pod with a "
+                              f"ServiceAccount, and no {home}")
+    return load_kubeconfig(home)

@@ -1,12 +1,13 @@
-"""Prometheus metrics on ``/metrics``: jobs by phase, gCO2eq emitted and saved, decision latency,
-signal age and dispatch errors. One registry per operator so tests can read it directly.
+"""Prometheus metrics: jobs by phase, gCO2eq emitted and saved, decision latency, signal age,
+dispatch errors, deadline misses and who leads. One registry per operator so tests can read it
+directly; controller/health.py serves it on ``/metrics`` (on every replica, followers included).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -38,7 +39,11 @@ class Metrics:
                                       "Kubernetes Events not posted because the event queue was full.", registry=r)
         self.member_ready = Gauge("carbonshift_member_ready", "1 when the member cluster is reachable.",
                                   ["cluster"], registry=r)
-
-    def serve(self, port: int, host: str = "0.0.0.0") -> None:
-        if port:
-            start_http_server(port, addr=host, registry=self.registry)
+        self.deadline_misses = Counter(
+            "carbonshift_deadline_misses_total",
+            "Jobs whose run ended after their deadline (spec.deadline, or submission + maxDelay + duration). "
+            "hub_namespace, not namespace: a scrape's own namespace label would clash.",
+            ["hub_namespace", "cluster"], registry=r)
+        # Followers export 0, so "which replica acts" and "is anyone acting" are both one query.
+        self.leader = Gauge("carbonshift_leader", "1 on the replica that holds the Lease and acts, 0 on followers.",
+                            registry=r)

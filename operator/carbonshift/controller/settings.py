@@ -65,6 +65,10 @@ class OperatorSettings(BaseModel):
     api_workers: int = Field(default=16, ge=1, le=64, alias="apiWorkers",
                              description="Concurrency of Kubernetes API calls: up to 4 x this many jobs have "
                                          "writes in flight at once.")
+    data_dir: Path | None = Field(
+        default=None, alias="dataDir",
+        description="The only folder a MemberCluster's trace file may come from, besides the bundled traces "
+                    "(DE, GB, ...). Unset: bundled traces only.")
     pod_security_level: Literal["baseline", "restricted"] = Field(
         default="restricted", alias="podSecurityLevel",
         description="Pod Security Standards level every job template must meet (a MemberCluster or a "

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ class SignalHub:
     secrets: SecretReader | None
     slot: timedelta
     horizon: timedelta
+    data_dir: Path | None = None  # the admin's folder of trace files (operator setting dataDir)
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
 
     def _for(self, member: MemberCluster) -> _MemberSignals:
@@ -78,7 +80,7 @@ class SignalHub:
         if current is None or current.key != key:
             config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
             config.setdefault("zone", spec.zone)
-            provider = build_provider(config, secrets=self.secrets, now=self.now)
+            provider = build_provider(config, secrets=self.secrets, now=self.now, data_dir=self.data_dir)
             energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
             self._members[name] = current
@@ -191,7 +193,8 @@ class SignalHub:
             return None
         try:
             # Job names are DNS labels ([a-z0-9-]): nothing in them needs regex escaping.
-            series = await pod_energy_joules(energy.prom, namespace, f"{job_name}-.*", start, end, pod_is_regex=True)
+            series = await pod_energy_joules(energy.prom, namespace, f"{job_name}-.*", start, end, pod_is_regex=True,
+                                             kepler=energy.kepler)
         except SignalError:
             return None
         return series.latest[1] / 3600.0

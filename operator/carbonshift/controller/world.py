@@ -2,12 +2,15 @@
 
 The watches deliver whole objects; the cycle reads a few fields of each. At thousands of jobs
 the difference is most of the operator's memory, so bodies are trimmed on the way in:
-managedFields and the copies of the spec that kubectl and Kopf keep in annotations are dropped,
-and a finished job keeps only what orphan checks and metrics read.
+managedFields, labels and annotations (other than carbonshift's own) are dropped, and a finished
+job keeps only what orphan checks and metrics read. A job found invalid keeps only its metadata,
+status and its spec as compact JSON text (a hostile tenant's template is not held as thousands of
+Python objects); it is checked again when its spec or the MemberClusters and CarbonPolicies change.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +26,10 @@ LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 _BULKY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",
                       "carbonshift.io/last-handled-configuration", "kopf.zalando.org/last-handled-configuration")
 _META_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp",
-              "deletionTimestamp", "finalizers", "labels")
+              "deletionTimestamp", "finalizers")
+_OWN_ANNOTATIONS = "carbonshift.io/"  # the only annotations kept (the operator reads no others)
+# Marks a trimmed invalid job: {"spec": compact JSON of the spec, "config": configuration it was checked against}.
+TRIMMED = "carbonshift.io/trimmed"
 
 
 def slim_job(body: Any) -> dict[str, Any]:
@@ -31,7 +37,8 @@ def slim_job(body: Any) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
     slim_meta = {k: meta[k] for k in _META_KEYS if meta.get(k) is not None}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _BULKY_ANNOTATIONS}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if str(k).startswith(_OWN_ANNOTATIONS) and k not in _BULKY_ANNOTATIONS}
     if annotations:
         slim_meta["annotations"] = annotations
     if status.get("phase") in TERMINAL and not meta.get("deletionTimestamp"):
@@ -86,6 +93,34 @@ class World:
                     continue
         return result
 
+    def config_fingerprint(self) -> tuple[Any, ...]:
+        """Changes whenever a MemberCluster or CarbonPolicy spec changes (or one comes or goes)."""
+        def generations(table: dict[Any, dict[str, Any]]) -> tuple[Any, ...]:
+            return tuple(sorted((str(k), str((b.get("metadata") or {}).get("generation"))) for k, b in table.items()))
+        return generations(self.members), generations(self.policies)
+
+    def trim_invalid(self, key: tuple[str, str], config: tuple[Any, ...]) -> None:
+        """Keeps an invalid job as metadata, status and compact spec text (checked against ``config``)."""
+        body = self.jobs.get(key)
+        if body is None or TRIMMED in body:
+            return
+        self.jobs[key] = _trimmed(body, json.dumps(body.get("spec") or {}, separators=(",", ":")), config)
+
+    def trimmed_config(self, key: tuple[str, str]) -> tuple[Any, ...] | None:
+        """The configuration a trimmed job was found invalid against; None when it is not trimmed."""
+        mark = (self.jobs.get(key) or {}).get(TRIMMED)
+        return mark["config"] if mark else None
+
+    def restore(self, key: tuple[str, str]) -> dict[str, Any]:
+        """A trimmed job with its spec parsed again (to be checked again); stored whole until then."""
+        body = self.jobs[key]
+        mark = body.get(TRIMMED)
+        if mark:
+            body = {k: v for k, v in body.items() if k != TRIMMED}
+            body["spec"] = json.loads(mark["spec"])
+            self.jobs[key] = body
+        return body
+
     def put_job(self, body: dict[str, Any]) -> None:
         """Stores a job as the API server last showed it (never rolled back to an older version)."""
         meta = body.get("metadata") or {}
@@ -96,6 +131,9 @@ class World:
         if known is not None:
             self.uids.pop(str((known.get("metadata") or {}).get("uid")), None)
         slim = slim_job(body)
+        mark = (known or {}).get(TRIMMED)
+        if mark and _same_spec(known, body) and "spec" in slim:
+            slim = _trimmed(slim, mark["spec"], mark["config"])  # a status change keeps an invalid job trimmed
         self.jobs[key] = slim
         self.uids[str(meta.get("uid"))] = key
         if (slim.get("status") or {}).get("phase") in TERMINAL and not meta.get("deletionTimestamp"):
@@ -131,3 +169,14 @@ class World:
     def remember(self, body: dict[str, Any]) -> None:
         """Stores an object the API server returned to one of the scheduler's own writes."""
         self.put_job(body)
+
+
+def _same_spec(known: dict[str, Any] | None, body: dict[str, Any]) -> bool:
+    """Same object and same generation: its spec cannot have changed."""
+    a, b = (known or {}).get("metadata") or {}, body.get("metadata") or {}
+    return a.get("uid") == b.get("uid") and a.get("generation") == b.get("generation")
+
+
+def _trimmed(body: dict[str, Any], spec_json: str, config: tuple[Any, ...]) -> dict[str, Any]:
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": body.get("metadata") or {},
+            "spec": {}, "status": body.get("status") or {}, TRIMMED: {"spec": spec_json, "config": config}}

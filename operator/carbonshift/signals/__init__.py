@@ -46,7 +46,15 @@ from .protocol import CarbonProvider
 from .retry import RetryPolicy
 from .series import G_PER_KWH, LBS_PER_MWH_TO_G_PER_KWH, Series, SeriesKind, to_slots
 from .trace import AnchoredTimeMap, CalendarTimeMap, TraceProvider
-from .tracedata import DATA_DIR_ENV, KNOWN_TRACES, data_dir, load_trace, resolve_trace_path
+from .tracedata import (
+    KNOWN_TRACES,
+    RESEARCH_DATA_ENV,
+    BundledTrace,
+    load_trace,
+    research_data_dir,
+    resolve_member_trace,
+    resolve_trace_path,
+)
 from .validate import Issue, Limits, check_zone, ensure_valid, inspect
 from .watttime import WattTimeProvider
 
@@ -57,7 +65,7 @@ __all__ = [
     "CalendarTimeMap",
     "CarbonAwareSdkProvider",
     "CarbonProvider",
-    "DATA_DIR_ENV",
+    "BundledTrace",
     "ElectricityMapsProvider",
     "EnergySnapshot",
     "ForecastNotSupported",
@@ -74,6 +82,7 @@ __all__ = [
     "PrometheusCarbonProvider",
     "PrometheusEnergy",
     "PrometheusSource",
+    "RESEARCH_DATA_ENV",
     "ProviderUnavailable",
     "RateLimited",
     "Redacted",
@@ -92,7 +101,6 @@ __all__ = [
     "build_energy",
     "build_provider",
     "check_zone",
-    "data_dir",
     "ensure_valid",
     "inspect",
     "load_trace",
@@ -100,6 +108,8 @@ __all__ = [
     "pod_energy_joules",
     "profile_forecast",
     "read_secret_key",
+    "research_data_dir",
+    "resolve_member_trace",
     "resolve_trace_path",
     "to_slots",
     "weekly_profile",

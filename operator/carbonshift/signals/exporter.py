@@ -29,12 +29,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .errors import SignalError
 from .openmetrics import Family, write_openmetrics
 from .prometheus import parse_duration
 from .series import ensure_utc, to_slots
@@ -90,18 +92,23 @@ class RegionReplay:
 
 
 def build_regions(specs: list[str], clock: Callable[[], datetime], *, time_map: TimeMap, noise: float, seed: int,
-                  site_kwargs: dict[str, float | str]) -> list[RegionReplay]:
-    """``region=ZONE`` (a zone with a bundled trace) or ``region=PATH[#column]``."""
+                  site_kwargs: dict[str, Any], site_clock: Callable[[], datetime] | None = None) -> list[RegionReplay]:
+    """``region=ZONE`` (a zone with a bundled trace) or ``region=PATH[#column]``.
+
+    ``site_clock`` is the simulated site's time (default ``clock``): with an anchor it is the
+    replayed trace instant, so the sun shines at the trace's noon, not the wall clock's.
+    Raises ``ValueError`` for a malformed spec and ``SignalError`` for an unreadable trace.
+    """
     regions = []
     for spec in specs:
         name, sep, target = spec.partition("=")
         if not sep or not name or not target:
-            raise SystemExit(f"--region wants NAME=ZONE or NAME=PATH[#column], got {spec!r}")
+            raise ValueError(f"--region wants NAME=ZONE or NAME=PATH[#column], got {spec!r}")
         path_text, _, column = target.partition("#")
         zone = path_text if path_text in KNOWN_TRACES else name.upper()
         trace = load_trace(resolve_trace_path(path_text), column or None)
         provider = TraceProvider(trace, now=clock, time_map=time_map, zone=zone, noise=noise, seed=seed)
-        regions.append(RegionReplay(name, zone, provider, SimulatedSite(now=clock, **site_kwargs)))  # type: ignore[arg-type]
+        regions.append(RegionReplay(name, zone, provider, SimulatedSite(now=site_clock or clock, **site_kwargs)))
     return regions
 
 
@@ -194,7 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=_iso, default=None,
                         help="simulated time at startup, ISO-8601 (default: now)")
     parser.add_argument("--anchor", type=_iso, default=None,
-                        help="trace instant replayed at --start (default: same day-of-year and time in the trace's year)")
+                        help="trace instant replayed at --start; the simulated site follows it too "
+                             "(default: same day-of-year and time in the trace's year)")
     parser.add_argument("--forecast-hours", type=int, default=24, help="forecast gauges cover this many hours")
     parser.add_argument("--forecast-step", type=_duration, default=timedelta(hours=1), help="forecast slot (default 1h)")
     parser.add_argument("--noise", type=float, default=0.0,
@@ -204,7 +212,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solar-peak-watts", type=float, default=50_000.0)
     parser.add_argument("--battery-capacity-wh", type=float, default=100_000.0)
     parser.add_argument("--site-load-watts", type=float, default=20_000.0)
-    parser.add_argument("--solar-city", default="Berlin", help="column of the Vessim Solcast sample")
+    parser.add_argument("--solar-trace", type=Path, default=None,
+                        help="CSV of normalised PV output (0..1), e.g. Vessim's Solcast sample (research data, not "
+                             "shipped); default: a clear-sky bell curve")
+    parser.add_argument("--solar-city", default="Berlin", help="column of --solar-trace to use")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
     parser.add_argument("--backfill-file", type=Path, default=None,
                         help="write OpenMetrics for [--backfill-start, --backfill-end) and exit")
@@ -221,10 +232,17 @@ def run(args: argparse.Namespace) -> int:
     start = args.start or utc_now()
     clock = Clock(start, args.speed)
     time_map: TimeMap = AnchoredTimeMap(args.anchor, start) if args.anchor else CalendarTimeMap()
-    site = {"solar_peak_watts": args.solar_peak_watts, "battery_capacity_wh": args.battery_capacity_wh,
-            "site_load_watts": args.site_load_watts, "city": args.solar_city}
-    regions = build_regions(args.region or list(DEFAULT_REGIONS), clock, time_map=time_map, noise=args.noise,
-                            seed=args.seed, site_kwargs=site)
+    site: dict[str, Any] = {"solar_peak_watts": args.solar_peak_watts, "battery_capacity_wh": args.battery_capacity_wh,
+                            "site_load_watts": args.site_load_watts, "city": args.solar_city,
+                            "solar_trace": args.solar_trace}
+    anchor = args.anchor
+    site_clock = (lambda: anchor + (clock() - start)) if anchor else clock
+    try:
+        regions = build_regions(args.region or list(DEFAULT_REGIONS), clock, time_map=time_map, noise=args.noise,
+                                seed=args.seed, site_kwargs=site, site_clock=site_clock)
+    except (ValueError, SignalError) as exc:
+        print(f"carbonshift exporter: {exc}", file=sys.stderr)
+        return 2
     if args.backfill_file:
         if not (args.backfill_start and args.backfill_end):
             print("--backfill-file needs --backfill-start and --backfill-end", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .carbonawaresdk import CarbonAwareSdkProvider
@@ -19,11 +20,12 @@ from .gbcarbon import DEFAULT_URL as GB_URL
 from .gbcarbon import GBCarbonIntensityProvider
 from .guarded import GuardedProvider
 from .httpclient import JsonClient
+from .kepler import KeplerMetrics, kepler_metrics
 from .prometheus import PrometheusCarbonProvider, PrometheusEnergy, PrometheusSource, parse_duration
 from .protocol import CarbonProvider
 from .retry import RetryPolicy
 from .trace import AnchoredTimeMap, CalendarTimeMap, TimeMap, TraceProvider, parse_anchor
-from .tracedata import load_trace, resolve_trace_path
+from .tracedata import load_trace, resolve_member_trace
 from .validate import Limits
 from .watttime import DEFAULT_URL as WATTTIME_URL
 from .watttime import WattTimeProvider
@@ -71,11 +73,13 @@ def build_provider(
     now: Callable[[], datetime],
     retry: RetryPolicy | None = None,
     guard: bool = True,
+    data_dir: Path | None = None,
 ) -> CarbonProvider:
     """A provider for ``config`` (the ``carbonSignal`` dict), guarded unless ``guard=False``.
 
     Optional top-level keys: ``zone``, ``maxAge`` (default ``2h``), ``cacheTTL`` (default ``5m``)
-    and ``timeoutSeconds`` (per HTTP request, default 10).
+    and ``timeoutSeconds`` (per HTTP request, default 10). ``data_dir`` is the admin's folder of
+    trace files (operator setting ``dataDir``): a ``trace`` path is a bundled name or a file in it.
     """
     kind = str(config.get("provider") or "trace")
     if kind not in PROVIDERS:
@@ -113,14 +117,15 @@ def build_provider(
         client = JsonClient(_require(block, "url", where), name="carbon-aware-sdk", retry=retry, timeout=timeout)
         inner = CarbonAwareSdkProvider(client, _require(block, "location", where), now)
     else:
-        inner = _build_trace(block, config, now)
+        inner = _build_trace(block, config, now, data_dir)
     if not guard:
         return inner
     limits = Limits(max_age=_duration(config, "maxAge", timedelta(hours=2)))
     return GuardedProvider(inner, now=now, ttl=_duration(config, "cacheTTL", timedelta(minutes=5)), limits=limits)
 
 
-def _build_trace(block: Mapping[str, Any], config: Mapping[str, Any], now: Callable[[], datetime]) -> TraceProvider:
+def _build_trace(block: Mapping[str, Any], config: Mapping[str, Any], now: Callable[[], datetime],
+                 data_dir: Path | None) -> TraceProvider:
     path = str(block.get("path") or config.get("zone") or "DE")
     time_map: TimeMap = CalendarTimeMap()
     if block.get("anchor"):
@@ -128,7 +133,7 @@ def _build_trace(block: Mapping[str, Any], config: Mapping[str, Any], now: Calla
             time_map = AnchoredTimeMap(parse_anchor(str(block["anchor"])), wall_start=now())
         except ValueError as exc:
             raise SignalConfigError(f"carbonSignal.trace.anchor: {exc}") from exc
-    trace = load_trace(resolve_trace_path(path), block.get("column") or None)
+    trace = load_trace(resolve_member_trace(path, data_dir), block.get("column") or None)
     return TraceProvider(trace, now=now, time_map=time_map, zone=config.get("zone") or block.get("zone"),
                          noise=float(block.get("forecastNoise") or 0.0), seed=int(block.get("seed") or 0))
 
@@ -145,4 +150,12 @@ def build_energy(energy: Mapping[str, Any] | None, *, now: Callable[[], datetime
         battery_state_of_charge_query=energy.get("batteryStateOfChargeQuery") or None,
         battery_capacity_query=energy.get("batteryCapacityQuery") or None,
         battery_max_discharge_watts=float(max_discharge) if max_discharge not in (None, "") else None,
+        kepler=_kepler(energy.get("keplerMetrics")),
     )
+
+
+def _kepler(line: Any) -> KeplerMetrics:
+    try:
+        return kepler_metrics(str(line) if line else None)
+    except ValueError as exc:
+        raise SignalConfigError(f"energy.keplerMetrics: {exc}") from exc

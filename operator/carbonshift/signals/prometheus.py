@@ -1,4 +1,5 @@
-"""Signals from a Prometheus server: grid intensity, solar, battery, and Kepler pod energy.
+"""Signals from a Prometheus server: grid intensity, solar, battery, and Kepler pod energy
+(the counters per Kepler line are in kepler.py).
 
 Talks to Prometheus' HTTP API directly (``GET /api/v1/query`` and ``/api/v1/query_range``)
 with httpx, as the other providers do; retries use the package's ``RetryPolicy`` and HTTP
@@ -27,6 +28,7 @@ from .errors import (
     RateLimited,
     SignalConfigError,
 )
+from .kepler import KEPLER_CURRENT, KeplerMetrics
 from .retry import RetryPolicy, parse_retry_after
 from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind, ensure_utc
 
@@ -288,6 +290,7 @@ class PrometheusEnergy:
     battery_state_of_charge_query: str | None = None
     battery_capacity_query: str | None = None
     battery_max_discharge_watts: float | None = None
+    kepler: KeplerMetrics = KEPLER_CURRENT  # which Kepler line's counters hold pod energy
 
     async def _one(self, query: str | None, unit: str, name: str) -> Series | None:
         if not query:
@@ -340,15 +343,12 @@ async def pod_energy_joules(
     start: datetime,
     end: datetime,
     *,
-    metric: str = "kepler_container_joules_total",
-    namespace_label: str = "container_namespace",
-    pod_label: str = "pod_name",
-    extra_selectors: Sequence[str] = (),
+    kepler: KeplerMetrics = KEPLER_CURRENT,
     pod_is_regex: bool = False,
 ) -> Series:
-    """Energy a pod used in ``[start, end)`` from a counter (Kepler by default), in joules.
+    """Energy a pod used in ``[start, end)`` from Kepler's counters (``kepler``: which Kepler line), in joules.
 
-    Evaluates ``sum(increase(metric{ns, pod}[end-start]))`` at ``end``. ``increase``
+    Evaluates ``sum(increase(metric{ns, pod, zones}[end-start]))`` at ``end``. ``increase``
     extrapolates to the window edges; a pod that started inside the window is counted from
     its first sample. Raises ``BadSignalData`` when the counter has no samples for the pod.
     """
@@ -356,8 +356,10 @@ async def pod_energy_joules(
     if window <= 0:
         raise ValueError("end must be after start")
     # ``pod_is_regex``: all pods of a Job (``<job>-.*``) without listing them in the member cluster.
+    pod_label = kepler.pod_label
     pod_match = f'{pod_label}=~"{pod}"' if pod_is_regex else f'{pod_label}="{_label_value(pod)}"'
-    selectors = [f'{namespace_label}="{_label_value(namespace)}"', pod_match, *extra_selectors]
+    selectors = [f'{kepler.namespace_label}="{_label_value(namespace)}"', pod_match, *kepler.selectors]
+    metric = kepler.metric
     query = f"sum(increase({metric}{{{','.join(selectors)}}}[{window}s]))"
     samples = await prom.instant(query, end)
     if not samples:

@@ -1,9 +1,9 @@
 """A simulated on-site solar array and battery, for the exporter and the demo. SIMULATED data.
 
-Solar: Vessim's real Solcast sample (normalised PV output, 5-minute, June–July 2022, see
-``vessim/SOURCE.md``) times a peak power; every date maps onto that month by day-of-month
-cycling, so winter days show June sun. Without the data file, a clear-sky bell curve
-(06:00–18:00 UTC, peak at noon) is used. Battery: a deterministic model, stepped over the
+Solar: a clear-sky bell curve (06:00–18:00 UTC, peak at noon) times a peak power, or, given
+``solar_trace`` (e.g. Vessim's Solcast sample of normalised PV output, research data that is
+not shipped, see ``vessim/SOURCE.md``), that trace's ``city`` column mapped onto its year by
+calendar. Battery: a deterministic model, stepped over the
 previous 48 hours from 50 % charge, that stores solar surplus above a constant site load
 and covers the deficit down to a 10 % reserve. Both are labelled ``simulated="true"``.
 """
@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .errors import SignalError
 from .series import ensure_utc
 from .trace import CalendarTimeMap, TraceProvider
-from .tracedata import data_dir, load_trace
+from .tracedata import TraceRef, load_trace
 
 __all__ = ["SimulatedSite", "SOLCAST_FILE"]
 
+#: Vessim's Solcast sample inside the research data folder (not shipped).
 SOLCAST_FILE = "vessim/datasets/solcast2022_global_actual.csv"
 _STEP = 300.0  # seconds
 
@@ -43,17 +43,16 @@ class SimulatedSite:
     site_load_watts: float = 20_000.0
     battery_max_charge_watts: float = 25_000.0
     city: str = "Berlin"
+    solar_trace: TraceRef | None = None
     model: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        try:
-            trace = load_trace(data_dir() / SOLCAST_FILE, self.city)
-        except SignalError:
-            self._solar = None
-            self.model = "clear-sky bell curve (no Vessim data found)"
-        else:
-            self._solar = TraceProvider(trace, now=self.now, time_map=CalendarTimeMap(year=2022))
-            self.model = f"Vessim Solcast 2022 normalised PV, {self.city}"
+        self._solar: TraceProvider | None = None
+        self.model = "clear-sky bell curve, 06:00-18:00 UTC"
+        if self.solar_trace is not None:
+            trace = load_trace(self.solar_trace, self.city)
+            self._solar = TraceProvider(trace, now=self.now, time_map=CalendarTimeMap())
+            self.model = f"normalised PV from {trace.name}, column {self.city}"
 
     def solar_fraction_at(self, epochs: np.ndarray) -> np.ndarray:
         """Normalised PV output (0..1) at the given wall-clock epochs."""

@@ -131,10 +131,10 @@ class TraceProvider:
         walls, idx = self._window(offset, min(latest, now.timestamp() - self.lookback.total_seconds()), latest + 1e-3)
         if idx.size == 0:
             raise BadSignalData(f"{self.source}: no trace point at {now.isoformat()}")
-        return self._series(
-            walls, self.trace.values[idx], observed_at=datetime.fromtimestamp(walls[-1], tz=timezone.utc),
-            kind=SeriesKind.ACTUAL,
-        )
+        # Observed now, not at the point's time: a replay never lags, and the newest point of an
+        # hourly trace is the value in force until the next one (else it would look up to an hour
+        # stale and trip a 1 h maxSignalAge for no reason).
+        return self._series(walls, self.trace.values[idx], observed_at=now, kind=SeriesKind.ACTUAL)
 
     def forecast_now(self, horizon: timedelta) -> Series:
         now = ensure_utc(self.now())

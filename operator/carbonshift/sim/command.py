@@ -13,14 +13,15 @@ from datetime import datetime, timedelta, timezone
 
 from carbonshift.core import PlannerOptions
 from carbonshift.sim import engine, traces, workloads
-from carbonshift.sim.data import lets_wait_awhile
+from carbonshift.signals import SignalError
 
 _TIMEZONES = {"ger": "Europe/Berlin", "de": "Europe/Berlin", "gb": "Europe/London", "fr": "Europe/Paris"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", action="append", default=[], metavar="[REGION=]PATH",
-                        help="intensity CSV (repeatable); default: the Let's Wait Awhile German trace")
+                        help="intensity CSV or bundled trace name such as DE (repeatable); default: de=DE, "
+                             "Germany 2022 from Electricity Maps, shipped with carbonshift")
     parser.add_argument("--workload", choices=["nightly", "ml"], default="ml")
     parser.add_argument("--window", type=float, default=8.0, metavar="HOURS",
                         help="nightly: flexibility either side of 01:00 (default 8)")
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the forecast noise")
     parser.add_argument("--repetitions", type=int, default=1, help="noise seeds seed..seed+N-1, averaged")
     parser.add_argument("--workload-seed", type=int, default=0)
-    parser.add_argument("--year", type=int, default=2020)
+    parser.add_argument("--year", type=int, default=None, help="year of the workload (default: the trace's)")
     parser.add_argument("--deadline-rule", choices=["paper", "workday"], default="paper",
                         help="ml: next-working-day rule (paper: as the paper's code; workday: Fri evening -> Mon)")
     parser.add_argument("--spatial", action="store_true", help="jobs may run in any trace's region")
@@ -67,12 +68,14 @@ def _workload(args: argparse.Namespace, region: str) -> list[workloads.SimJob]:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs = args.trace or [f"ger={lets_wait_awhile('ger')}"]
+    specs = args.trace or ["de=DE"]
     try:
         trace = traces.load(specs, em_column=args.em_column)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SignalError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return 2
+    if args.year is None:
+        args.year = trace.frame.index[len(trace.frame) // 2].year
     regions = trace.regions
     home = args.home or regions[0]
     if home not in regions:

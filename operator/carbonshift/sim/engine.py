@@ -66,19 +66,23 @@ def run(trace: Trace, workload: Sequence[SimJob], scenario: Scenario) -> dict[st
         for j in usable
     ]
     home = actual[scenario.home]
-    baseline = 0.0
+    at_once: list[float] = []  # each job's emissions if run at once at home
     for j in usable:
         first = math.ceil((j.nominal_start - start) / slot - 1e-9)
         need = j.duration / slot
         whole = math.ceil(need - 1e-9)
         ci = home[first : first + whole]
-        baseline += float(ci[:-1].sum() + (need - (whole - 1)) * ci[-1]) * scenario.power_w * hours / 1000.0
+        at_once.append(float(ci[:-1].sum() + (need - (whole - 1)) * ci[-1]) * scenario.power_w * hours / 1000.0)
+    baseline = sum(at_once)
 
     def evaluate(plans: list[Plan]) -> tuple[float, int, int]:
         total, misses, infeasible = 0.0, 0, 0
-        for job, plan in zip(jobs, plans):
+        for i, (job, plan) in enumerate(zip(jobs, plans)):
             if not plan.feasible or plan.end is None:
+                # The operator runs such a job at once (DeadlineUnmeetable): charge what that emits,
+                # so that infeasible jobs never count as savings.
                 infeasible += 1
+                total += at_once[i]
                 continue
             total += _emissions(plan, actual, hours)
             if plan.end > job.deadline:

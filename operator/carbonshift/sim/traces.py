@@ -7,7 +7,11 @@ grid. Supported as they are:
   2020-10-31 then 15-min);
 - Electricity Maps hourly exports (``Datetime (UTC)``, ``Zone Id``, ``Carbon Intensity gCO₂eq/kWh
   (LCA)`` and ``(direct)``; LCA by default, as Let's Wait Awhile uses life-cycle factors);
-- any CSV with a time column first and one intensity column per region.
+- any CSV with a time column first and one intensity column per region (the bundled traces,
+  ``DE``, ``GB``, ... are of this kind; a recorded forecast column is left out).
+
+A ``--trace`` is a bundled name or a file path, resolved by ``signals.tracedata`` (the one place
+that knows where traces live).
 
 Mixed resolutions are averaged onto the coarsest regular step found (the most common spacing of
 each file; the largest of those across files): each slot holds the mean intensity over the slot.
@@ -16,15 +20,18 @@ Short gaps are filled by time interpolation.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from carbonshift.signals.tracedata import BundledTrace, TraceRef, open_trace, resolve_trace_path
+
 EM_TIME = "Datetime (UTC)"
 EM_LCA = "Carbon Intensity gCO₂eq/kWh (LCA)"
 EM_DIRECT = "Carbon Intensity gCO₂eq/kWh (direct)"
+FORECAST_COLUMNS = ("carbon_from_src_forecasts",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,26 +49,27 @@ class Trace:
         return pd.Timedelta(self.frame.index[1] - self.frame.index[0])
 
 
-def read_csv(path: Path, region: str | None = None, em_column: str = "lca") -> dict[str, pd.Series]:
+def read_csv(ref: TraceRef, region: str | None = None, em_column: str = "lca") -> dict[str, pd.Series]:
     """Read one CSV into ``{region: series}`` with a UTC DatetimeIndex, native resolution."""
-    head = pd.read_csv(path, nrows=0).columns
-    if EM_TIME in head:
+    with open_trace(ref) as handle:
+        df = pd.read_csv(io.StringIO(handle.read()))
+    if EM_TIME in df.columns:
         column = EM_LCA if em_column == "lca" else EM_DIRECT
-        df = pd.read_csv(path, usecols=[EM_TIME, "Zone Id", column])
         index = pd.to_datetime(df[EM_TIME], utc=True)
         name = region or str(df["Zone Id"].iloc[0])
         return {name: pd.Series(df[column].to_numpy(dtype=float), index=index, name=name)}
-    df = pd.read_csv(path)
     index = pd.to_datetime(df.iloc[:, 0], utc=True)
-    columns = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c])]
+    columns = [c for c in df.columns[1:] if pd.api.types.is_numeric_dtype(df[c]) and c not in FORECAST_COLUMNS]
     if not columns:
-        raise ValueError(f"{path}: no numeric intensity column")
+        raise ValueError(f"{ref.name}: no numeric intensity column")
     out: dict[str, pd.Series] = {}
     for c in columns:
         if region is not None and len(columns) == 1:
             name = region
-        elif len(columns) == 1 and c == "Carbon Intensity":
-            name = path.stem.removesuffix("_ci")
+        elif len(columns) == 1 and isinstance(ref, BundledTrace):
+            name = ref.zone
+        elif len(columns) == 1 and c in ("Carbon Intensity", "carbon_intensity"):
+            name = ref.name.removesuffix(".gz").removesuffix(".csv").removesuffix("_ci")
         else:
             name = str(c)
         out[name] = pd.Series(df[c].to_numpy(dtype=float), index=index, name=name)
@@ -93,13 +101,13 @@ def align(series: dict[str, pd.Series], step: pd.Timedelta | None = None) -> Tra
 
 
 def load(specs: list[str], em_column: str = "lca") -> Trace:
-    """Load ``--trace`` arguments: ``PATH`` or ``REGION=PATH``."""
+    """Load ``--trace`` arguments: ``PATH`` or ``REGION=PATH``; a PATH may be a bundled name such as ``DE``."""
     series: dict[str, pd.Series] = {}
     for spec in specs:
         region, sep, path = spec.partition("=")
         if not sep:
             region, path = "", spec
-        for name, s in read_csv(Path(path), region or None, em_column).items():
+        for name, s in read_csv(resolve_trace_path(path), region or None, em_column).items():
             if name in series:
                 raise ValueError(f"region {name} given twice")
             series[name] = s
