@@ -52,10 +52,12 @@ BASE_DPKG_OPTS = (
     "path-exclude=/usr/share/i18n/*", "path-exclude=/usr/share/zoneinfo/right/*",
     "path-exclude=/usr/share/zoneinfo/posix/*",
 )
+# The standard library's bytecode stays (5 MB): under a read-only root file system Python could
+# not cache it, and would compile every module it imports at each start.
 BASE_CLEANUP = ("rm -rf $1/var/lib/apt/lists/* $1/var/cache/apt/* $1/var/cache/debconf/*-old "
-                "$1/var/log/* $1/usr/lib/python3.11/test $1/usr/lib/python3/dist-packages/*/tests "
-                "&& find $1/usr/lib/python3* -name __pycache__ -prune -exec rm -rf {} +")
+                "$1/var/log/* $1/usr/lib/python3.11/test $1/usr/lib/python3/dist-packages/*/tests")
 DEFAULT_TAG = "ghcr.io/carbonshift/carbonshift"
+BASE_IMAGE_ENV = "CARBONSHIFT_BASE_IMAGE"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
@@ -286,6 +288,9 @@ class Engine:
                    f"--customize-hook={BASE_CLEANUP}", SUITE, str(partial)]
             subprocess.run(cmd, check=True)
             partial.rename(tar)
+            for stale in tar.parent.glob(f"debian-{SUITE}-python*.tar"):  # earlier recipes
+                if stale != tar:
+                    stale.unlink()
         log(f"importing {tar.name} as {tag}")
         self.docker("import", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "--change", "CMD [\"python3\"]", str(tar), tag)
@@ -315,7 +320,14 @@ class Engine:
         return dest
 
     def build(self, tag: str, context: Path = REPO_ROOT) -> None:
-        base = self.base()
+        # A registry base instead (e.g. python:3.11-slim-bookworm@sha256:...), pulled first; it
+        # must be a CPython 3.11 on glibc like the Debian one, since the wheels are made for it.
+        base = os.environ.get(BASE_IMAGE_ENV)
+        if base:
+            if self.docker("image", "inspect", base, check=False).returncode != 0:
+                self.docker("pull", base, capture=False)
+        else:
+            base = self.base()
         wheels = self.wheels(context / "build" / "wheelhouse")
         log(f"building {tag} from {base} with the wheels in {wheels.relative_to(context)}")
         self.docker("build", "--network", "none", "--build-arg", f"PYTHON_IMAGE={base}",

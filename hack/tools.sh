@@ -30,7 +30,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # policy-rc.d that refuses every start (exit 101) keeps them from starting during this install;
   # it is removed right after. Nothing running is ever stopped by name: a user's own etcd or
   # Prometheus is left alone.
-  policy=/usr/sbin/policy-rc.d
+  policy=${CARBONSHIFT_POLICY_RC_D:-/usr/sbin/policy-rc.d}  # overridable for hack/tools.sh's own test
   own_policy=
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\n# carbonshift hack/tools.sh: no service starts during its apt-get install\nexit 101\n' \

@@ -134,7 +134,7 @@ def _refusal(exc: ApiException) -> str:
 
 
 @pytest.fixture(scope="module")
-def input_ns(control_plane: Any) -> Any:
+def input_ns(control_plane: Any, members: list[str]) -> Any:  # members: the CRDs and admission policy are applied
     name = f"input-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("hub", "create", "namespace", name)
     yield name
@@ -278,7 +278,7 @@ def test_generated_policies_and_members(control_plane, input_ns, operator, hub, 
 
 def _odd_jobs() -> dict[str, dict[str, Any]]:
     now = datetime.now(timezone.utc)
-    big = "x" * (700 * 1024)
+    big = "x" * 30_000  # just under the chart's admission policy cap (32,768 characters of template)
     cases: dict[str, dict[str, Any]] = {
         "deadline-passed": job("x", max_delay=None, deadline="2001-01-01T00:00:00Z"),
         "deadline-in-1s": job("x", max_delay=None, duration="10h",
@@ -293,16 +293,16 @@ def _odd_jobs() -> dict[str, dict[str, Any]]:
         "duration-1ns": job("x", duration="1ns", interruptible=True),
         "missing-policy": job("x", policy="does-not-exist"),
         "no-containers": job("x"),
-        "big-template-700k": job("x"),
-        "big-annotations-300k": job("x"),
+        "big-template-30k": job("x"),
+        "big-annotations-30k": job("x"),
         "unicode-and-labels": job("x"),
         "bad-annotation-key": job("x"),
     }
     cases["huge-power"]["spec"]["energy"] = None
     cases["no-containers"]["spec"]["template"]["spec"]["template"]["spec"]["containers"] = []
-    pod = cases["big-template-700k"]["spec"]["template"]["spec"]["template"]["spec"]
+    pod = cases["big-template-30k"]["spec"]["template"]["spec"]["template"]["spec"]
     pod["containers"][0]["env"] = [{"name": "BIG", "value": big}]
-    cases["big-annotations-300k"]["spec"]["template"]["metadata"] = {"annotations": {"big": "y" * (300 * 1024)}}
+    cases["big-annotations-30k"]["spec"]["template"]["metadata"] = {"annotations": {"big": "y" * 30_000}}
     cases["unicode-and-labels"]["metadata"]["annotations"] = {"note": "Grüße, 你好, 🌍 — ünïcödé"}
     cases["unicode-and-labels"]["spec"]["template"]["metadata"] = {
         "labels": {f"l{i}": f"v{i}" for i in range(100)}, "annotations": {"emoji": "🌞🔋"}}
@@ -329,6 +329,16 @@ def test_odd_but_valid_jobs_never_crash_or_block(control_plane, operator, hub, m
             refused[name] = _refusal(exc)
     ledger["odd-but-valid CarbonAwareJobs created for real"] += len(cases) - len(refused)
     assert not refused, refused
+    # Past the caps they are refused by the hub API, saying by how much (docs/resources.md).
+    for name, size in (("big-template-700k", 700 * 1024), ("big-annotations-300k", 300 * 1024)):
+        body = job(name)
+        if "template" in name:
+            body["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "BIG", "value": "x" * size}]
+        else:
+            body["spec"]["template"]["metadata"] = {"annotations": {"big": "y" * size}}
+        with pytest.raises(ApiException) as exc:
+            hub.create(ns, body)
+        assert "carbonshift accepts at most" in _refusal(exc.value), _refusal(exc.value)
     hub.create(ns, job(long_name, regions=["eu-gb"], max_delay="10m"))
     hub.create(ns, job("normal", regions=["eu-gb"], max_delay="10m"))
     finished = wait_all_terminal(hub, ns, ["normal", long_name], timeout=180, process=operator)
@@ -348,14 +358,15 @@ def test_odd_but_valid_jobs_never_crash_or_block(control_plane, operator, hub, m
                       what="decision for a passed deadline")
     assert condition(late, "DeadlineAtRisk")["status"] == "True", late
     assert late["phase"] in ("Dispatched", "Running", "Succeeded"), late
-    big = wait_all_terminal(hub, ns, ["big-template-700k", "unicode-and-labels"], timeout=120, process=operator)
+    big = wait_all_terminal(hub, ns, ["big-template-30k", "big-annotations-30k", "unicode-and-labels"], timeout=120,
+                            process=operator)
     check_invariants(hub, big)
     assert "spec.maxDelay" in invalid["max-delay-overflow"]["message"], invalid["max-delay-overflow"]
-    # Member Jobs Kubernetes refuses (annotations over 256 KiB, a non-ASCII annotation key): the
-    # member's dry run refuses them before anything is created, and the job says so (phase,
-    # condition, one Warning Event per distinct refusal, not one per cycle).
+    # A member Job Kubernetes refuses (a non-ASCII annotation key; annotations over 256 KiB are now
+    # refused by the hub already): the member's dry run refuses it before anything is created, and
+    # the job says so (phase, condition, one Warning Event per distinct refusal, not one per cycle).
     time.sleep(10)
-    for name in ("big-annotations-300k", "bad-annotation-key"):
+    for name in ("bad-annotation-key",):
         status = hub.status(ns, name)
         assert "refuses the Job" in (status.get("message") or "") and status.get("phase") == "Waiting", status
         assert condition(status, "Dispatched").get("reason") == "MemberAdmissionRefused", status

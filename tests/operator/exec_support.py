@@ -4,7 +4,8 @@ One small Python program, installed under the names the clouds use (``aws``, ``g
 ``kubelogin``), checks what the real plugin would need (EKS: ``eks get-token --cluster-name``; GKE: the
 cluster from ``provideClusterInfo`` in KUBERNETES_EXEC_INFO; AKS: ``get-token`` and the service
 principal in its environment), then prints an ExecCredential with the token the test put in
-``<state>/<key>.token`` (expiring ``<state>/<key>.ttl`` seconds later, if that file exists). The key
+``<state>/<key>.token`` (expiring ``<state>/<key>.ttl`` seconds later, if that file exists), or the
+client certificate in ``<state>/<key>.crt`` and ``.key``. The key
 is ``aws-<cluster name>`` when the test set a token for it, else the plugin's name. Every run is
 recorded in ``<state>/<key>.calls``, so tests can count runs and see their inputs.
 """
@@ -45,7 +46,12 @@ if name == "kubelogin" and (args[:1] != ["get-token"] or not os.environ.get("AAD
     sys.exit("kubelogin: get-token needs AAD_SERVICE_PRINCIPAL_CLIENT_ID/SECRET")
 if os.path.exists(os.path.join(STATE, key + ".fail")):
     sys.exit("plugin failure the test asked for: " + open(os.path.join(STATE, key + ".token")).read())
-status = {{"token": open(os.path.join(STATE, key + ".token")).read().strip()}}
+status = {{}}
+if os.path.exists(os.path.join(STATE, key + ".token")):
+    status["token"] = open(os.path.join(STATE, key + ".token")).read().strip()
+if os.path.exists(os.path.join(STATE, key + ".crt")):  # a client certificate instead (PEM, as the API says)
+    status["clientCertificateData"] = open(os.path.join(STATE, key + ".crt")).read()
+    status["clientKeyData"] = open(os.path.join(STATE, key + ".key")).read()
 ttl = os.path.join(STATE, key + ".ttl")
 if os.path.exists(ttl):
     expires = datetime.now(timezone.utc) + timedelta(seconds=float(open(ttl).read()))

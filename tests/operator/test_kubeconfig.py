@@ -311,9 +311,9 @@ def test_exec_token_without_or_past_expiry(plugins: Path) -> None:
      "answered apiVersion 'client.authentication.k8s.io/v1', the kubeconfig asked for "
      "client.authentication.k8s.io/v1beta1"),
     ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": {}}',
-     ": the ExecCredential has no status.token"),
+     ": the ExecCredential has neither status.token nor status.clientCertificateData"),
     ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": '
-     '{"clientCertificateData": "x", "clientKeyData": "y"}}', ": status.clientCertificateData is not supported"),
+     '{"clientCertificateData": "x"}}', ": status.clientCertificateData and status.clientKeyData must come together"),
     ('{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "status": '
      '{"token": "t", "expirationTimestamp": "tomorrow"}}', ": status.expirationTimestamp is not an RFC 3339 time"),
 ])
@@ -828,3 +828,44 @@ def test_tls_server_name_is_the_name_checked(control_plane: Any) -> None:
     with pytest.raises(KubeError) as sync_err:
         KubeApi(wrong).get_sync("/api/v1/namespaces/default")
     assert sync_err.value.unreachable
+
+
+@pytest.mark.cluster
+def test_an_exec_plugin_may_answer_with_a_client_certificate(control_plane: Any, plugins: Path,
+                                                             tmp_path: Path) -> None:
+    """Some plugins (Teleport's tsh, for one) answer with a client certificate, not a token. A new
+    certificate after a 401 means new TLS connections: the API server sees the new identity."""
+    pki = control_plane.plane.pki
+    for name in ("first", "second"):
+        openssl(tmp_path, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/O=system:masters/CN=carbonshift-exec-{name}")
+        openssl(tmp_path, "x509", "-req", "-in", f"{name}.csr", "-CA", str(pki / "ca.crt"), "-CAkey",
+                str(pki / "ca.key"), "-CAcreateserial", "-CAserial", str(tmp_path / "ca.srl"), "-out", f"{name}.crt",
+                "-days", "1")
+
+    def hand_out(name: str) -> None:
+        for suffix in ("crt", "key"):
+            (plugins / f"kubelogin.{suffix}").write_text((tmp_path / f"{name}.{suffix}").read_text())
+
+    hand_out("first")
+    api = KubeApi(connection_from_kubeconfig(kubeconfig_with_user(hub_config(control_plane),
+                                                                  exec_user("kubelogin", "hub"))), name="hub")
+
+    async def whoami() -> str:
+        review = await api.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                   {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        return str(review["status"]["userInfo"]["username"])
+
+    async def scenario() -> list[str]:
+        names = [await whoami()]
+        many = await asyncio.gather(*(api.get("/api/v1/namespaces/default") for _ in range(30)))
+        assert len(many) == 30 and api.exec_credentials is not None and api.exec_credentials.runs == 1
+        hand_out("second")
+        api.exec_credentials.invalidate(None)  # what a 401 does to a certificate-only answer
+        names.append(await whoami())
+        await api.aclose()
+        return names
+
+    assert run(scenario) == ["carbonshift-exec-first", "carbonshift-exec-second"]
+    assert api.get_sync("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    assert len(calls(plugins, "kubelogin")) == 2

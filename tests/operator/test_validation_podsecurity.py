@@ -118,6 +118,8 @@ CASES: list[tuple[str, dict[str, Any], str, bool, bool]] = [
      f"{POD_PATH}.securityContext.runAsUser", False, True),
     ("runAsUser 0 container", with_container(runAsUser=0), f"{C0}.securityContext.runAsUser", False, True),
     ("runAsUser 1000", with_container(runAsUser=1000), "", False, False),
+    ("runAsUser as a string", with_container(runAsUser="0"), f"{C0}.securityContext.runAsUser", False, True),
+    ("runAsNonRoot as a string", with_container(runAsNonRoot="true"), f"{C0}.securityContext.runAsNonRoot", False, True),
     ("seccomp unset", with_field(["securityContext"], {"runAsNonRoot": True}),
      f"{C0}.securityContext.seccompProfile.type", False, True),
     ("seccomp on every container instead", {

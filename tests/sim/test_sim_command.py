@@ -40,3 +40,12 @@ def test_simulate_prints_one_json_object(trace: Path, capsys: pytest.CaptureFixt
 
 def test_bad_trace_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--trace", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_simulate_needs_no_arguments_and_no_data_beside_the_clone(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default is the bundled German trace (Electricity Maps 2022), held on 30-minute slots."""
+    assert main(["simulate"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["regions"] == ["de"] and result["config"]["slot_minutes"] == 30
+    assert result["jobs"] > 3000 and result["infeasible"] == 0 and result["deadline_misses"] == 0
+    assert 0 < result["savings_pct"] <= result["oracle_savings_pct"] + 1e-9

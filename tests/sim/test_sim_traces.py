@@ -58,3 +58,11 @@ def test_real_files_load_as_they_are() -> None:
     if files:
         em = traces.load([str(files[0])])
         assert em.step == pd.Timedelta(hours=1) and len(em.frame) > 8000
+
+
+def test_an_hourly_trace_is_held_not_interpolated_on_finer_slots(tmp_path: Path) -> None:
+    csv = tmp_path / "h.csv"
+    csv.write_text("time,carbon_intensity\n2022-01-01T00:00Z,100\n2022-01-01T01:00Z,300\n2022-01-01T02:00Z,200\n")
+    trace = traces.load([f"h={csv}"], max_step=pd.Timedelta(minutes=30))
+    assert trace.step == pd.Timedelta(minutes=30)
+    assert trace.frame["h"].tolist() == [100, 100, 300, 300, 200]

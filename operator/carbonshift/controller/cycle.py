@@ -146,6 +146,9 @@ class Scheduler(Cleanup):
         self._inflight: dict[str, asyncio.Task[None]] = {}  # job uid -> its writes in progress
         self._inflight_plans: dict[str, Plan] = {}  # capacity held by dispatches in progress
         self._models: dict[str, tuple[Any, CarbonAwareJob]] = {}  # uid -> (generation, parsed job)
+        # uid -> ((generation, config), (policy, problems, regions)): the checks of a job are redone
+        # only when it or a MemberCluster/CarbonPolicy spec changed (the Pod Security walk is not free).
+        self._checked: dict[str, tuple[Any, tuple[Any, list[str], tuple[str, ...]]]] = {}
         self._member_caches: dict[str, MemberJobCache] = {}
         self._member_seen: dict[str, MemberCluster] = {}  # member -> its model in the last cycle
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
@@ -403,11 +406,17 @@ class Scheduler(Cleanup):
                 else:
                     self._trim_invalid((namespace, name), uid, config)
                 continue
-            if namespace not in policies:
-                policies[namespace] = self.world.namespace_policies(namespace)
-            policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
-                                            self.settings.admin_rules)
-            problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
+            checked = self._checked.get(uid)
+            if checked is not None and checked[0] == (meta.get("generation"), config):
+                policy, problems, regions = checked[1]
+            else:
+                if namespace not in policies:
+                    policies[namespace] = self.world.namespace_policies(namespace)
+                policy, problem = resolve_policy(model, policies[namespace], self.settings.defaults,
+                                                self.settings.admin_rules)
+                problems = [problem] if problem else job_problems(model, policy, members)  # type: ignore[arg-type]
+                regions = allowed_regions(model, policy, members) if policy is not None and not problems else ()
+                self._checked[uid] = ((meta.get("generation"), config), (policy, problems, regions))
             if problems or policy is None:
                 ctx = JobContext(body, model, policy, (), status)  # type: ignore[arg-type]
                 if not status.get("memberJob"):
@@ -426,12 +435,12 @@ class Scheduler(Cleanup):
                 ctx.condition("Valid", False, "InvalidSpec", "; ".join(problems), view.now)
                 contexts.append(ctx)
                 continue
-            ctx = JobContext(body, model, policy, allowed_regions(model, policy, members), status)
+            ctx = JobContext(body, model, policy, regions, status)
             ctx.condition("Valid", True, "Valid", f"spec is valid; policy from {policy.source}", view.now)
             contexts.append(ctx)
         for uid in set(self._models) - live:
             del self._models[uid]
-        for table in (self._quiet, self._retry_after, self._pods_checked):
+        for table in (self._checked, self._quiet, self._retry_after, self._pods_checked):
             for uid in set(table) - live:
                 del table[uid]
         return contexts, invalid

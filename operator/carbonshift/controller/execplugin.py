@@ -81,10 +81,14 @@ class ExecConfig:
 
 @dataclass(frozen=True)
 class ExecToken:
-    token: str = field(repr=False)
+    """What a plugin answered: a bearer token, a client certificate, or both."""
+
+    token: str | None = field(repr=False)
     expires_at: datetime | None  # UTC; None = valid until a 401 says otherwise
     refresh_at: float | None  # monotonic seconds; None = never by time
     refresh_by: datetime | None  # the same moment in UTC (for Kopf's credentials expiration)
+    client_cert: str | None = field(default=None, repr=False)  # PEM
+    client_key: str | None = field(default=None, repr=False)  # PEM
 
 
 def _parse(config: ExecConfig, stdout: bytes, now: datetime) -> ExecToken:
@@ -101,11 +105,14 @@ def _parse(config: ExecConfig, stdout: bytes, now: datetime) -> ExecToken:
     status = answer.get("status")
     if not isinstance(status, dict):
         raise ExecError(f"{what}: the ExecCredential has no status")
-    if status.get("clientCertificateData") or status.get("clientKeyData"):
-        raise ExecError(f"{what}: status.clientCertificateData is not supported (tokens only)")
-    token = status.get("token")
-    if not isinstance(token, str) or not token:
-        raise ExecError(f"{what}: the ExecCredential has no status.token")
+    cert, key = status.get("clientCertificateData") or None, status.get("clientKeyData") or None
+    if bool(cert) != bool(key):
+        raise ExecError(f"{what}: status.clientCertificateData and status.clientKeyData must come together")
+    token = status.get("token") or None
+    if not token and not cert:
+        raise ExecError(f"{what}: the ExecCredential has neither status.token nor status.clientCertificateData")
+    if not all(value is None or isinstance(value, str) for value in (token, cert, key)):
+        raise ExecError(f"{what}: status.token, clientCertificateData and clientKeyData must be strings")
     expires_at = refresh_by = None
     refresh_at = None
     if status.get("expirationTimestamp"):
@@ -119,7 +126,8 @@ def _parse(config: ExecConfig, stdout: bytes, now: datetime) -> ExecToken:
         early = min(REFRESH_BEFORE_S, max(lifetime, 0.0) / 5)
         refresh_at = time.monotonic() + lifetime - early
         refresh_by = expires_at - timedelta(seconds=early)
-    return ExecToken(token=token, expires_at=expires_at, refresh_at=refresh_at, refresh_by=refresh_by)
+    return ExecToken(token=token, expires_at=expires_at, refresh_at=refresh_at, refresh_by=refresh_by,
+                     client_cert=cert, client_key=key)
 
 
 def _failed(config: ExecConfig, returncode: int, stderr: bytes) -> ExecError:
@@ -158,6 +166,7 @@ class ExecCredentials:
         return self._valid()
 
     def invalidate(self, token: str | None) -> None:
+        """After a 401 of a request made with ``token`` (None: a certificate-only answer)."""
         if self._current is not None and self._current.token == token:
             self._current = None
 
@@ -217,6 +226,7 @@ class ExecCredentials:
             log.debug("exec plugin %s (user %r) wrote to stderr: %s", config.command, config.user,
                       done.stderr.decode(errors="replace")[-2000:])
         answer = _parse(config, done.stdout, started)
-        log.info("exec plugin %s (user %r, server %s) gave a token%s", config.command, config.user, config.server,
+        log.info("exec plugin %s (user %r, server %s) gave %s%s", config.command, config.user, config.server,
+                 "a token" if answer.token else "a client certificate",
                  f" valid until {answer.expires_at.isoformat()}" if answer.expires_at else "")
         return answer

@@ -53,7 +53,7 @@ async def login(memo: kopf.Memo, **_: Any) -> kopf.AiohttpSession:
     had is then dropped, so an exec plugin runs again (or a rotated token file is read again).
     """
     hub = _scheduler(memo).hub
-    token, expiration = await hub.login_token(refused=memo.get("kopf_token"))
+    token, expiration = await hub.login_token(refused=memo.get("kopf_token"), again="kopf_token" in memo)
     memo["kopf_token"] = token
     session = aiohttp.ClientSession(
         # The client's own TLS context: its CA, tls-server-name and client certificate.

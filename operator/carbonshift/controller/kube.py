@@ -17,14 +17,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from carbonshift.controller.execplugin import ExecCredentials, ExecError
-from carbonshift.controller.kubeconfig import Connection
+from carbonshift.controller.execplugin import ExecCredentials, ExecError, ExecToken
+from carbonshift.controller.kubeconfig import Connection, KubeconfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ REQUEST_TIMEOUT = (3.0, 15.0)
 DEFAULT_MAX_CONNECTIONS = 64
 # client-go re-reads token files every minute; the kubelet refreshes projected tokens far earlier.
 TOKEN_REREAD_S = 60.0
+# A session replaced because an exec plugin gave a new client certificate is closed this much
+# later, so requests still using it finish.
+RETIRE_SESSION_AFTER_S = 30.0
 
 
 class KubeError(Exception):
@@ -97,6 +101,8 @@ class KubeApi:
         self._opener: urllib.request.OpenerDirector | None = None
         # Shared by every request of this client and by Kopf's login (for the hub).
         self.exec_credentials = ExecCredentials(connection.exec_config) if connection.exec_config else None
+        self._exec_pair: tuple[str, str] | None = None  # the exec plugin's client certificate in self._ssl
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"KubeApi({self.name!r}, {self._base!r})"
@@ -127,18 +133,56 @@ class KubeApi:
     async def _auth_token(self, method: str, path: str) -> str | None:
         if self.exec_credentials is not None:
             try:
-                return (await self.exec_credentials.token()).token
+                answer = await self.exec_credentials.token()
             except ExecError as exc:
                 raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
+            self._use_exec_certificate(answer, method, path)
+            return answer.token
         return self._static_token(method, path)
 
     def _token_sync(self, method: str, path: str) -> str | None:
         if self.exec_credentials is not None:
             try:
-                return self.exec_credentials.token_sync().token
+                answer = self.exec_credentials.token_sync()
             except ExecError as exc:
                 raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
+            self._use_exec_certificate(answer, method, path)
+            return answer.token
         return self._static_token(method, path)
+
+    def _use_exec_certificate(self, answer: ExecToken, method: str, path: str) -> None:
+        """A client certificate from the plugin goes into the TLS context: a new one means a new
+        context and new connections (the old session is closed once requests on it had time to end)."""
+        pair = (answer.client_cert, answer.client_key) if answer.client_cert and answer.client_key else None
+        if pair == self._exec_pair or pair is None or not self._base.startswith("https:"):
+            return
+        try:
+            context = replace(self.connection, client_cert_data=pair[0], client_key_data=pair[1]).ssl_context()
+        except KubeconfigError as exc:
+            plugin = self.connection.exec_config.command if self.connection.exec_config else "?"
+            raise KubeError(401, f"{self._what(method, path)}: exec plugin {plugin}: {exc}") from None
+        self._ssl, self._exec_pair, self._opener = context, pair, None
+        old, self._session = self._session, None
+        if old is not None and not old.closed:
+            self._retire(old)
+
+    def _retire(self, session: aiohttp.ClientSession) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # called from synchronous code: the session closes with its loop
+        if loop is not self._loop:
+            return
+
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(RETIRE_SESSION_AFTER_S)
+            finally:
+                await session.close()
+
+        task = loop.create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _static_token(self, method: str, path: str) -> str | None:
         try:
@@ -160,13 +204,15 @@ class KubeApi:
                 return False
         return False
 
-    async def login_token(self, refused: str | None = None) -> tuple[str | None, datetime | None]:
-        """A token for another client of this server (Kopf's watches) and when to ask again.
+    async def login_token(self, refused: str | None = None, *, again: bool = False
+                          ) -> tuple[str | None, datetime | None]:
+        """A token for another client of this server (Kopf's watches) and when to ask again; the
+        TLS context to use with it is ``ssl_context`` (an exec plugin may give a client certificate).
 
-        ``refused``: the token that client had before, now answered 401 or expired; it is dropped,
-        so a token is never handed out again after the API server refused it.
+        ``again``: that client logs in again, so what it had (``refused``: its token, None for a
+        certificate only) was answered 401 or expired; it is dropped, never handed out again.
         """
-        if refused is not None:
+        if again or refused is not None:
             self._refused(refused)
         token = await self._auth_token("login", "")
         cached = self.exec_credentials.cached() if self.exec_credentials is not None else None
@@ -228,10 +274,10 @@ class KubeApi:
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                       content_type: str = "application/json", accept: str = "application/json") -> Any:
         data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-        session = self._client()
         for attempt in (1, 2):
             token = await self._auth_token(method, path)
             headers = self._headers(token, content_type if body is not None else None, accept)
+            session = self._client()  # after the credentials: a new exec certificate means a new session
             try:
                 async with session.request(method, self._base + path, params=_params(query) or None, data=data,
                                            headers=headers, allow_redirects=False) as response:
@@ -259,10 +305,10 @@ class KubeApi:
         # A quiet watch is normal: wait for data as long as the server may keep the stream open.
         timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=REQUEST_TIMEOUT[0],
                                         sock_read=float(server_timeout) + REQUEST_TIMEOUT[1] if server_timeout else None)
-        session = self._client()
         try:
             for attempt in (1, 2):
                 token = await self._auth_token("GET", path)
+                session = self._client()
                 async with session.get(self._base + path, params=params, headers=self._headers(token, None),
                                        timeout=timeout, allow_redirects=False) as response:
                     if response.status == 401 and attempt == 1 and self._refused(token):
@@ -287,6 +333,9 @@ class KubeApi:
 
     async def aclose(self) -> None:
         """Closes the pooled connections (a later request opens a new session)."""
+        for task in list(self._retiring):
+            task.cancel()  # closes its session at once
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         session, self._session = self._session, None
         if session is None or session.closed:
             return
@@ -301,14 +350,14 @@ class KubeApi:
 
     def get_sync(self, path: str, query: dict[str, Any] | None = None) -> Any:
         """A blocking GET with the same TLS, credentials and errors as ``get``."""
-        if self._opener is None:
-            # No proxies from the environment, as with the aiohttp session (trust_env=False).
-            self._opener = urllib.request.build_opener(
-                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl), _NoRedirect())
         params = _params(query)
         url = self._base + path + (f"?{urlencode(params)}" if params else "")
         for attempt in (1, 2):
             token = self._token_sync("GET", path)
+            if self._opener is None:  # (again after an exec plugin gave a new client certificate)
+                # No proxies from the environment, as with the aiohttp session (trust_env=False).
+                self._opener = urllib.request.build_opener(
+                    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl), _NoRedirect())
             request = urllib.request.Request(url, headers=self._headers(token, None), method="GET")
             try:
                 with self._opener.open(request, timeout=REQUEST_TIMEOUT[1]) as response:

@@ -4,7 +4,8 @@ The operator talks to API servers with its own small aiohttp client (kube.py) ra
 official client (65 MB of imports), so it reads kubeconfigs itself: one context, its cluster
 (server, CA, ``tls-server-name``) and user (bearer token, ``tokenFile``, client certificate, or an
 ``exec`` credential plugin such as ``aws eks get-token``, ``gke-gcloud-auth-plugin`` or
-``kubelogin``: see execplugin.py, and why the official package's loader is not used there).
+``kubelogin``, answering with a token or a client certificate: see execplugin.py, and why the
+official package's loader is not used there).
 
 Refused, with a message naming the field: ``auth-provider`` (removed from kubectl; the cloud
 plugins replaced it), basic authentication, impersonation, ``proxy-url``, an exec plugin whose

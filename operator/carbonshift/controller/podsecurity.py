@@ -61,6 +61,11 @@ def _unset_or_false(value: Any) -> bool:
     return value is None or value is False
 
 
+def _root_user(value: Any) -> bool:
+    """runAsUser allows unset or a positive integer: 0 is root, anything else is not a uid."""
+    return value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+
+
 def _containers(pod: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for kind in _CONTAINER_KINDS:
         for index, container in enumerate(_list(pod.get(kind))):
@@ -152,20 +157,20 @@ def _restricted(pod: Mapping[str, Any], prefix: str) -> Iterator[str]:
     pod_context = _dict(pod.get("securityContext"))
     pod_non_root = pod_context.get("runAsNonRoot") is True
     pod_seccomp = _dict(pod_context.get("seccompProfile")).get("type") in _SECCOMP_TYPES
-    if pod_context.get("runAsNonRoot") is False:
+    if pod_context.get("runAsNonRoot") not in (None, True):
         yield f"{prefix}.securityContext.runAsNonRoot: must be true ({level})"
-    if pod_context.get("runAsUser") == 0:
-        yield f"{prefix}.securityContext.runAsUser: 0 (root) is not allowed ({level})"
+    if _root_user(pod_context.get("runAsUser")):
+        yield f"{prefix}.securityContext.runAsUser: must be unset or a non-zero uid; 0 (root) is not allowed ({level})"
     for path, container in _containers(pod, prefix):
         context = _dict(container.get("securityContext"))
         sc = f"{path}.securityContext"
         if context.get("allowPrivilegeEscalation") is not False:
             yield f"{sc}.allowPrivilegeEscalation: must be false ({level})"
         non_root = context.get("runAsNonRoot")
-        if non_root is False or (non_root is None and not pod_non_root):
+        if non_root is not True and not (non_root is None and pod_non_root):
             yield f"{sc}.runAsNonRoot: must be true, here or in {prefix}.securityContext ({level})"
-        if context.get("runAsUser") == 0:
-            yield f"{sc}.runAsUser: 0 (root) is not allowed ({level})"
+        if _root_user(context.get("runAsUser")):
+            yield f"{sc}.runAsUser: must be unset or a non-zero uid; 0 (root) is not allowed ({level})"
         if context.get("seccompProfile") is None and not pod_seccomp:
             yield (f"{sc}.seccompProfile.type: must be RuntimeDefault or Localhost, here or in "
                    f"{prefix}.securityContext ({level})")

@@ -96,7 +96,8 @@ class World:
     def config_fingerprint(self) -> tuple[Any, ...]:
         """Changes whenever a MemberCluster or CarbonPolicy spec changes (or one comes or goes)."""
         def generations(table: dict[Any, dict[str, Any]]) -> tuple[Any, ...]:
-            return tuple(sorted((str(k), str((b.get("metadata") or {}).get("generation"))) for k, b in table.items()))
+            return tuple(sorted((str(k), str((b.get("metadata") or {}).get("uid")),
+                                 str((b.get("metadata") or {}).get("generation"))) for k, b in table.items()))
         return generations(self.members), generations(self.policies)
 
     def trim_invalid(self, key: tuple[str, str], config: tuple[Any, ...]) -> None:

@@ -82,16 +82,28 @@ def native_step(series: pd.Series) -> pd.Timedelta:
     return pd.Timedelta(diffs.mode().iloc[0])
 
 
-def align(series: dict[str, pd.Series], step: pd.Timedelta | None = None) -> Trace:
-    """Average every series onto one regular grid over the common time span."""
+def align(series: dict[str, pd.Series], step: pd.Timedelta | None = None,
+          max_step: pd.Timedelta | None = None) -> Trace:
+    """Average every series onto one regular grid over the common time span.
+
+    The grid is ``step``, else the coarsest native step, but at most ``max_step``: a coarser series
+    is then held over the finer slots (an hourly value is the mean of its hour, so each half hour
+    gets it), never interpolated.
+    """
     if not series:
         raise ValueError("no trace given")
     if step is None:
         step = max(native_step(s) for s in series.values())
+        if max_step is not None and step > max_step:
+            step = max_step
     frames = {}
     for name, s in series.items():
         s = s[~s.index.duplicated()].sort_index()
-        frames[name] = s.resample(step).mean().interpolate(method="time", limit_area="inside")
+        native = native_step(s)
+        if native > step:
+            frames[name] = s.resample(step).ffill(limit=max(int(native / step) - 1, 0))
+        else:
+            frames[name] = s.resample(step).mean().interpolate(method="time", limit_area="inside")
     frame = pd.DataFrame(frames).dropna()
     if len(frame) < 2:
         raise ValueError("the traces do not overlap in time")
@@ -100,7 +112,7 @@ def align(series: dict[str, pd.Series], step: pd.Timedelta | None = None) -> Tra
     return Trace(frame=frame.astype(np.float64))
 
 
-def load(specs: list[str], em_column: str = "lca") -> Trace:
+def load(specs: list[str], em_column: str = "lca", max_step: pd.Timedelta | None = None) -> Trace:
     """Load ``--trace`` arguments: ``PATH`` or ``REGION=PATH``; a PATH may be a bundled name such as ``DE``."""
     series: dict[str, pd.Series] = {}
     for spec in specs:
@@ -111,4 +123,4 @@ def load(specs: list[str], em_column: str = "lca") -> Trace:
             if name in series:
                 raise ValueError(f"region {name} given twice")
             series[name] = s
-    return align(series)
+    return align(series, max_step=max_step)
