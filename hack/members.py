@@ -51,7 +51,9 @@ def member_manifest(name: str, zone: str, trace: str, anchor: str | None, extra:
         "carbonSignal": signal,
         "capacity": {"maxConcurrentJobs": 50},
         "pue": 1.2,
-        "jobNamespace": "carbonshift-jobs",
+        # Jobs run in the namespace of the same name as their hub namespace; the test namespaces
+        # exist only on the hub, so the operator creates them (with the Pod Security labels).
+        "createNamespaces": True,
     }
     spec.update(extra or {})
     return {"apiVersion": "carbonshift.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name}, "spec": spec}

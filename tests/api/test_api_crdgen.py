@@ -129,7 +129,8 @@ def test_member_crd_shape() -> None:
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["pue"]["default"] == 1.2
     assert spec["properties"]["pue"]["minimum"] == 1.0
-    assert spec["properties"]["jobNamespace"]["default"] == "carbonshift-jobs"
+    assert "jobNamespace" not in spec["properties"]  # jobs run in their own namespace (namespaceMapping)
+    assert spec["properties"]["createNamespaces"]["default"] is False
     assert spec["properties"]["kubeconfigSecretRef"]["properties"]["key"]["default"] == "kubeconfig"
     signal = spec["properties"]["carbonSignal"]
     assert signal["properties"]["provider"]["enum"] == [

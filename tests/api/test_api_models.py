@@ -95,7 +95,7 @@ def test_example_values_are_typed() -> None:
     assert member.spec.carbon_signal.provider is SignalProvider.TRACE
     assert isinstance(member.spec.carbon_signal.settings(), TraceSignal)
     assert member.spec.kubeconfig_secret_ref is not None and member.spec.kubeconfig_secret_ref.key == "kubeconfig"
-    assert member.spec.job_namespace == "carbonshift-jobs"
+    assert member.spec.member_namespace("team-a") == "team-a" and not member.spec.create_namespaces
 
 
 def test_defaults_match_the_crd() -> None:

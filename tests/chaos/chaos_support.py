@@ -43,6 +43,7 @@ FULL = os.environ.get("CARBONSHIFT_CHAOS") == "1"  # the full suite, not only th
 STATE_DIR = Path(os.environ.get("CARBONSHIFT_CHAOS_STATE_DIR", REPO_ROOT / ".state" / "chaos"))
 CLUSTERS = ("hub", "eu-de", "eu-gb")
 MEMBERS = ("eu-de", "eu-gb")
+# Where the chaos tests' own MemberClusters put jobs of a hub namespace they map (test_chaos_security).
 JOB_NAMESPACE = "carbonshift-jobs"
 CLOCK_SPEED = 400.0
 # Same real moments as the operator tests (see operator_support.ANCHORS).
@@ -276,7 +277,7 @@ def check_invariants(hub: Hub, finished: dict[str, dict[str, Any]], ledger: Coun
                             f"{member_job['metadata']['namespace']}/{member_job['metadata']['name']}")
             if ledger is not None:
                 ledger["status untrue"] += 1
-        if member_job["metadata"]["namespace"] != JOB_NAMESPACE:
+        if member_job["metadata"]["namespace"] != item["metadata"]["namespace"]:  # namespace sameness
             problems.append(f"{name}: member Job in namespace {member_job['metadata']['namespace']}")
         decision = status.get("decision") or {}
         if decision.get("cluster") != cluster:

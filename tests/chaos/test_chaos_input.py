@@ -213,7 +213,7 @@ def member_specs(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["allowedNamespaces"] = draw(st.lists(regions, max_size=3))
     if draw(st.booleans()):
-        spec["jobNamespace"] = draw(st.sampled_from(["carbonshift-jobs", "Not_A_Namespace!", "kube-system"]))
+        spec["createNamespaces"] = draw(st.booleans())
     if draw(st.booleans()):
         spec.setdefault("capacity", {})["maxJobsPerNamespace"] = draw(st.integers(-1, 100))
     if draw(st.booleans()):  # valid, not injective, sharing with an unmapped namespace, bad names
@@ -363,14 +363,14 @@ def test_odd_but_valid_jobs_never_crash_or_block(control_plane, operator, hub, m
     check_invariants(hub, big)
     assert "spec.maxDelay" in invalid["max-delay-overflow"]["message"], invalid["max-delay-overflow"]
     # A member Job Kubernetes refuses (a non-ASCII annotation key; annotations over 256 KiB are now
-    # refused by the hub already): the job says so (phase, condition, one Warning Event per
-    # distinct failure, not one per cycle).
+    # refused by the hub already): the member's dry run refuses it before anything is created, and
+    # the job says so (phase, condition, one Warning Event per distinct refusal, not one per cycle).
     time.sleep(10)
     for name in ("bad-annotation-key",):
         status = hub.status(ns, name)
-        assert "dispatch" in (status.get("message") or "") and status.get("phase") == "Waiting", status
-        assert condition(status, "Dispatched").get("status") == "False", status
-        failures = [e for e in hub.events(ns, name) if e["reason"] == "DispatchFailed" and e["type"] == "Warning"]
-        assert 1 <= len(failures) <= 3, f"{name}: {len(failures)} DispatchFailed Events"
+        assert "refuses the Job" in (status.get("message") or "") and status.get("phase") == "Waiting", status
+        assert condition(status, "Dispatched").get("reason") == "MemberAdmissionRefused", status
+        failures = [e for e in hub.events(ns, name) if e["reason"] == "MemberAdmissionRefused" and e["type"] == "Warning"]
+        assert 1 <= len(failures) <= 3, f"{name}: {len(failures)} MemberAdmissionRefused Events"
         ledger["  odd jobs Kubernetes refuses at the member (reported, Waiting)"] += 1
     assert alive_and_serving(operator)

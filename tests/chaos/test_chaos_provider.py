@@ -56,7 +56,7 @@ def stub_operator(control_plane, members, tmp_path_factory) -> Iterator[tuple[An
                        "carbonSignal": {"provider": "electricitymaps", "electricityMaps": {
                            "url": stub.url(), "zone": "DE",
                            "tokenSecretRef": {"name": "chaos-em-token", "namespace": OPERATOR_NAMESPACE, "key": "token"}}},
-                       "capacity": {"maxConcurrentJobs": 20}, "jobNamespace": "carbonshift-jobs"}}
+                       "capacity": {"maxConcurrentJobs": 20}, "createNamespaces": True}}
     cp.kubectl("hub", "apply", "-f", "-", input=json.dumps(member))
     process = start_operator(cp, tmp_path_factory.mktemp("stub-operator"),
                              origin=origin.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -1,6 +1,6 @@
 """Security: MemberCluster.spec.allowedNamespaces is enforced; a namespace learns nothing about
 another through the operator (status and Events stay in the job's own namespace); a template
-cannot make the operator create anything but the one Job, in the member's jobNamespace, with
+cannot make the operator create anything but the one Job, in the member namespace of the job's own, with
 the operator's own identifying labels; pod-security tricks are refused by default."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chaos_support import (
-    JOB_NAMESPACE, OPERATOR_NAMESPACE, _member_ready, check_invariants, condition, job, wait_all_terminal, wait_until,
+    OPERATOR_NAMESPACE, _member_ready, check_invariants, condition, job, wait_all_terminal, wait_until,
 )
 
 
@@ -27,7 +27,8 @@ def private_member(control_plane: Any, operator: Any) -> Any:
                        "kubeconfigSecretRef": {"name": "member-eu-gb", "namespace": OPERATOR_NAMESPACE},
                        "carbonSignal": {"provider": "trace", "trace": {"path": "GB",
                                                                         "anchor": "2022-12-29T14:00:00Z"}},
-                       "jobNamespace": "private-jobs"}}
+                       # The admin maps the owner's jobs to a member namespace of another name.
+                       "namespaceMapping": {owner: "private-jobs"}, "createNamespaces": True}}
     control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(member))
     wait_until(lambda: _member_ready(control_plane, "eu-gb-private"), timeout=60, what="eu-gb-private Ready",
                on_fail=operator.log_tail)
@@ -154,18 +155,19 @@ def test_template_tricks_create_only_the_one_job_where_it_belongs(operator, hub,
     member_job = next(j for j in hub.all_member_jobs()["eu-gb"]
                       if j["metadata"]["labels"]["carbonshift.io/job-uid"] == uids["sneaky-metadata"])
     meta = member_job["metadata"]
-    assert meta["namespace"] == JOB_NAMESPACE and not meta["name"].startswith("evil")
+    assert meta["namespace"] == ns and not meta["name"].startswith("evil")
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "carbonshift"
     assert meta["labels"]["carbonshift.io/member-cluster"] == "eu-gb"
     assert meta["labels"]["team"] == "ok" and meta["annotations"]["note"] == "kept"
     assert meta["annotations"]["carbonshift.io/source"] == f"{ns}/sneaky-metadata"
-    assert not meta.get("ownerReferences") and not meta.get("finalizers")
+    # Only the operator's own finalizer, until the end is recorded on the hub.
+    assert not meta.get("ownerReferences") and set(meta.get("finalizers") or []) <= {"carbonshift.io/record-completion"}
     assert hub.copies_by_uid()[victim_uid] == 0
-    # Nothing appeared in kube-system, and the member's jobNamespace holds only Jobs and their Pods.
+    # Nothing appeared in kube-system, and the job's member namespace holds only Jobs and their Pods.
     for cluster in ("eu-de", "eu-gb"):
         system = json.loads(control_plane.kubectl(cluster, "-n", "kube-system", "get", "jobs,pods", "-o", "json").stdout)
         assert not system["items"], [i["metadata"]["name"] for i in system["items"]]
-        out = control_plane.kubectl(cluster, "-n", JOB_NAMESPACE, "get", "secrets,services,deployments,daemonsets,"
+        out = control_plane.kubectl(cluster, "-n", ns, "get", "secrets,services,deployments,daemonsets,"
                                     "statefulsets,replicasets,cronjobs,roles,rolebindings,persistentvolumeclaims,"
                                     "networkpolicies", "-o", "name").stdout.split()
-        assert not out, f"{cluster}/{JOB_NAMESPACE} holds {out}"
+        assert not out, f"{cluster}/{ns} holds {out}"

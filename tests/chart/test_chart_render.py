@@ -225,7 +225,12 @@ def test_member_rbac_manifest(render: Callable[..., list[dict]]) -> None:
     (cm,) = find(render("-f", values_file("secrets")), "ConfigMap", "carbonshift-member-rbac")
     docs = [d for d in yaml.safe_load_all(cm["data"]["member-rbac.yaml"]) if d]
     (cluster_role,) = find(docs, "ClusterRole")
-    assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}]
+    # Jobs run in the namespace of their CarbonAwareJob: cluster-wide rights, pods only for dry runs.
+    assert cluster_role["rules"] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]}]
     roles = find(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["batch-team", "carbonshift-jobs"]
     for role in roles:

@@ -233,7 +233,7 @@ def test_member_defaults(hub: Any, make_namespace: Callable[..., str]) -> None:
     assert result.returncode == 0, result.stderr
     stored = yaml.safe_load(hub.kubectl(HUB, "apply", "--dry-run=server", "-o", "yaml", "-f", "-", input=json.dumps(obj)).stdout)
     assert stored["spec"]["pue"] == 1.2
-    assert stored["spec"]["jobNamespace"] == "carbonshift-jobs"
+    assert "jobNamespace" not in stored["spec"] and stored["spec"]["createNamespaces"] is False
     assert stored["spec"]["kubeconfigSecretRef"]["key"] == "kubeconfig"
     assert stored["spec"]["capacity"] == {}
 

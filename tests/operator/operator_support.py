@@ -133,18 +133,33 @@ class Hub:
         return json.loads(out.stdout)["items"]
 
     def member_jobs(self, cluster: str, uid: str) -> list[dict[str, Any]]:
-        out = self.control_plane.kubectl(cluster, "-n", "carbonshift-jobs", "get", "jobs", "-o", "json",
+        """The member's Jobs for a CarbonAwareJob, in every namespace."""
+        out = self.control_plane.kubectl(cluster, "get", "jobs", "-A", "-o", "json",
                                          f"-l=carbonshift.io/job-uid={uid}", check=False)
         return json.loads(out.stdout)["items"] if out.returncode == 0 else []
 
     def copies(self, uid: str) -> dict[str, int]:
         return {c: len(self.member_jobs(c, uid)) for c in ("eu-de", "eu-gb", "us-ca")}
 
+    def watch_copies(self, uid: str, seconds: float, *, seen: set[str] | None = None,
+                     every: Callable[[], Any] | None = None) -> set[str]:
+        """Polls every member for ``seconds``: the UIDs of all Jobs ever made for the job (creations
+        over time, not only what is left at the end); ``every`` runs at each poll (e.g. an assertion)."""
+        seen = set() if seen is None else seen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for cluster in ("eu-de", "eu-gb", "us-ca"):
+                seen.update(j["metadata"]["uid"] for j in self.member_jobs(cluster, uid))
+            if every is not None:
+                every()
+            time.sleep(0.5)
+        return seen
+
 
 def caj_manifest(name: str, *, regions: list[str], max_delay: str | None = "3h", deadline: str | None = None,
                  duration: str = "1h", preferred: str | None = None, interruptible: bool = False,
                  relocation: bool = False, policy: str | None = None, watts: float = 500,
-                 pod_seconds: float | None = None) -> dict[str, Any]:
+                 pod_seconds: float | None = None, job_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A CarbonAwareJob; ``pod_seconds`` is how long (real time) its pod runs on kwok."""
     pod_meta: dict[str, Any] = {}
     if pod_seconds is not None:
@@ -155,7 +170,7 @@ def caj_manifest(name: str, *, regions: list[str], max_delay: str | None = "3h",
         "placement": {"allowedRegions": regions, **({"preferredRegion": preferred} if preferred else {}),
                       "allowRelocation": relocation},
         "interruptible": interruptible,
-        "template": {"spec": {"backoffLimit": 0, "template": {
+        "template": {"spec": {"backoffLimit": 0, **(job_spec or {}), "template": {
             "metadata": pod_meta,
             "spec": copy.deepcopy(RESTRICTED_POD),
         }}},

@@ -14,16 +14,17 @@ import pytest
 from carbonshift.controller import memberwatch
 from carbonshift.controller.kube import KubeApi, job_path
 from carbonshift.controller.kubeconfig import load_kubeconfig
-from carbonshift.controller.manifests import LABEL_JOB_UID, LABEL_MANAGED_BY, LABEL_MEMBER, MANAGED_BY
+from carbonshift.controller.manifests import LABEL_HUB, LABEL_JOB_UID, LABEL_MANAGED_BY, LABEL_MEMBER, MANAGED_BY, hub_selector
 from carbonshift.controller.memberwatch import MemberJobCache
 from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.world import World, is_older, slim_job
 
 
-def member_job(name: str, uid: str, member: str = "eu-gb") -> dict[str, Any]:
+def member_job(name: str, uid: str, member: str = "eu-gb", hub: str = "hub-a") -> dict[str, Any]:
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB_UID: uid, LABEL_MEMBER: member},
+            "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB_UID: uid, LABEL_MEMBER: member,
+                                                  LABEL_HUB: hub},
                          "annotations": {"carbonshift.io/source": f"ns/{name}"}},
             "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never", "containers": [
                 {"name": "main", "image": "busybox", "command": ["true"]}]}}}}
@@ -40,23 +41,27 @@ async def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> No
 @pytest.mark.cluster
 def test_member_job_cache_lists_in_pages_then_follows_the_watch(control_plane: Any, make_namespace: Callable[[str], str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    namespace = make_namespace("eu-gb")
+    namespace, elsewhere = make_namespace("eu-gb"), make_namespace("eu-gb")
+    hub_id = f"hub-{namespace}"  # this test's own hub: Jobs of other tests in the member are not its
     api = KubeApi(load_kubeconfig(control_plane.kubeconfig("eu-gb")), name="eu-gb")
     monkeypatch.setattr(memberwatch, "PAGE", 2)  # 5 Jobs: three pages
 
     async def scenario() -> None:
-        for i in range(5):
-            await api.request("POST", job_path(namespace), member_job(f"pre-{i}", f"uid-{i}"))
-        # Another MemberCluster's Job in the same physical cluster, and a Job that is not carbonshift's.
-        await api.request("POST", job_path(namespace), member_job("other-member", "uid-x", member="eu-de"))
-        foreign = member_job("foreign", "uid-f")
+        for i in range(5):  # in two namespaces: the cache sees the whole member
+            await api.request("POST", job_path(namespace if i % 2 else elsewhere),
+                              member_job(f"pre-{i}", f"uid-{i}", hub=hub_id))
+        # Another MemberCluster's Job in the same physical cluster, another hub's Job, and a Job
+        # that is not carbonshift's.
+        await api.request("POST", job_path(namespace), member_job("other-member", "uid-x", member="eu-de", hub=hub_id))
+        await api.request("POST", job_path(namespace), member_job("other-hub", "uid-h", hub="another-hub"))
+        foreign = member_job("foreign", "uid-f", hub=hub_id)
         del foreign["metadata"]["labels"][LABEL_MANAGED_BY]
         await api.request("POST", job_path(namespace), foreign)
 
         async def current_api() -> KubeApi:
             return api
 
-        cache = MemberJobCache("eu-gb", namespace, current_api)
+        cache = MemberJobCache("eu-gb", hub_selector(hub_id), current_api)
         cache.start()
         await asyncio.wait_for(cache.synced.wait(), 20)
         assert sorted(cache.jobs) == [f"uid-{i}" for i in range(5)]
@@ -64,7 +69,7 @@ def test_member_job_cache_lists_in_pages_then_follows_the_watch(control_plane: A
         assert kept["spec"] == {"suspend": True}
         assert "template" not in str(kept) and "managedFields" not in str(kept)  # only what is read
 
-        created = await api.request("POST", job_path(namespace), member_job("late", "uid-late"))
+        created = await api.request("POST", job_path(namespace), member_job("late", "uid-late", hub=hub_id))
         await wait_until(lambda: "uid-late" in cache.jobs)
         await api.merge_patch(job_path(namespace, "late"), {"spec": {"suspend": False}})
         await wait_until(lambda: cache.jobs["uid-late"]["spec"]["suspend"] is False)
@@ -92,7 +97,7 @@ def test_member_job_cache_reports_an_unreachable_member(control_plane: Any) -> N
         async def current_api() -> KubeApi:
             return dead
 
-        cache = MemberJobCache("dead", "carbonshift-jobs", current_api)
+        cache = MemberJobCache("dead", hub_selector("hub-a"), current_api)
         cache.start()
         await wait_until(lambda: cache.error is not None, 30)
         assert not cache.synced.is_set()

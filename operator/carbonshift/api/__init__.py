@@ -43,7 +43,6 @@ from .job import (
     record_decision,
 )
 from .member import (
-    DEFAULT_JOB_NAMESPACE,
     DEFAULT_PUE,
     Capacity,
     CarbonAwareSdkSignal,
@@ -77,7 +76,6 @@ RESOURCES: tuple[type[Resource], ...] = (CarbonAwareJob, CarbonPolicy, MemberClu
 
 __all__ = [
     "API_VERSION",
-    "DEFAULT_JOB_NAMESPACE",
     "DEFAULT_POLICY_NAME",
     "DEFAULT_PUE",
     "DURATION_PATTERN",

@@ -27,7 +27,6 @@ from .common import (
 )
 
 __all__ = [
-    "DEFAULT_JOB_NAMESPACE",
     "DEFAULT_PUE",
     "Capacity",
     "CarbonAwareSdkSignal",
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 DEFAULT_PUE: Final = 1.2
-DEFAULT_JOB_NAMESPACE: Final = "carbonshift-jobs"
 
 _URL_MAX: Final = 2048
 #: Most entries of spec.namespaceMapping (keeps its O(n^2) uniqueness rule within the CEL budget).
@@ -300,10 +298,6 @@ class MemberClusterSpec(ApiModel):
         default_factory=list,
         max_length=256,
         description="Hub namespaces whose jobs may run here. Empty: every namespace.",
-    )
-    job_namespace: Name = Field(
-        default=DEFAULT_JOB_NAMESPACE,
-        description="Namespace in the member cluster where carbonshift creates Jobs.",
     )
     namespace_mapping: dict[str, str] = Field(
         default_factory=dict,

@@ -6,10 +6,15 @@ core (jobs already running hold their capacity), then (4) acts: writes decisions
 dispatches jobs whose start has come, mirrors member Jobs back, suspends and resumes
 interruptible work, relocates it when worth it, and accounts for emissions.
 
-Restart safety comes from three rules: member Job names are deterministic (a second create is
+Restart safety comes from these rules: member Job names are deterministic (a second create is
 409, then adopted); the decision is written to status before the member cluster is changed;
-and every cycle reconciles "what status says" with "what member clusters have" (missing Job
-re-created, a copy in a cluster other than the decided one deleted).
+every cycle reconciles "what status says" with "what member clusters have" (a copy in a cluster
+other than the decided one deleted); and a member Job is created once: one that went missing is
+reported lost, never re-run, and its record-completion finalizer keeps a finished Job until the
+hub has recorded how it ended.
+
+What is done to member Jobs lives in ``dispatch`` (dry run, create/adopt, release, delete);
+what is left of deleted jobs is collected by ``cleanup`` (a mixin run beside the cycle).
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ import numpy as np
 from pydantic import ValidationError
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
+from carbonshift.api.common import PodSecurityLevel
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
+from carbonshift.controller import dispatch
+from carbonshift.controller.cleanup import Cleanup
+from carbonshift.controller.dispatch import Refused
 from carbonshift.controller.manifests import (
-    ANNOTATION_SOURCE, LABEL_JOB_UID, build_member_job, job_progress,
+    ANNOTATION_SOURCE, FINALIZER_RECORD, build_member_job, hub_selector, job_progress,
 )
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.memberwatch import MemberJobCache
@@ -42,18 +51,19 @@ from carbonshift.controller.signalhub import RegionReading, SignalHub
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
                                               planner_options, saved_display)
-from carbonshift.controller.validation import EffectivePolicy, allowed_regions, job_problems, resolve_policy
-from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World
+from carbonshift.controller.validation import (
+    EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
+)
+from carbonshift.controller.world import TERMINAL, World
 
 log = logging.getLogger(__name__)
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)  # a reachable member's lastSeen is refreshed this often
 SYNC_WAIT_S = 5.0  # how long a cycle waits for a member's first list of Jobs
 MEMBER_COUNT_S = 10.0  # a MemberCluster's runningJobs is recounted (and written) this often
-ORPHAN_SCAN_S = 2.0  # member Jobs are checked for a deleted CarbonAwareJob this often
 METRICS_S = 5.0  # the jobs-by-phase gauge is recomputed this often
 RESYNC_S = 30.0  # a dispatched job with nothing new is still looked at this often
-CLEANUP_RETRY_S = 10.0  # a deleted job whose copy cannot be removed yet is retried this often
+PODS_CHECK_S = 10.0  # a started member Job without pods is asked about refused pods this often
 
 
 @dataclass
@@ -68,6 +78,8 @@ class JobContext:
     patch: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, bool]] = field(default_factory=list)
     plan: Plan | None = None  # this cycle's plan, when it holds capacity
+    # Member calls that may only run once the status is written (e.g. releasing a finished copy).
+    after_flush: list[Any] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -106,8 +118,17 @@ class CycleView:
     readings: dict[str, RegionReading]  # region -> signals
     member_jobs: dict[str, dict[str, dict[str, Any]]]  # member -> job uid label -> member Job
 
+    def member_for(self, region: str, namespace: str) -> MemberCluster | None:
+        """The healthy cluster of ``region`` that jobs of ``namespace`` may use (first by name)."""
+        open_ = usable_members(namespace, [m for m in self.healthy.values() if m.spec.region == region])
+        return min(open_, key=lambda m: str(m.metadata.name)) if open_ else None
 
-class Scheduler:
+    def usable(self, cluster: str | None, namespace: str) -> bool:
+        member = self.healthy.get(cluster or "")
+        return member is not None and bool(usable_members(namespace, [member]))
+
+
+class Scheduler(Cleanup):
     def __init__(self, hub: KubeApi, registry: MemberRegistry, signals: SignalHub, clock: Clock,
                  settings: OperatorSettings, metrics: Metrics, world: World | None = None) -> None:
         self.hub = hub
@@ -135,6 +156,11 @@ class Scheduler:
         self._cleanup_after: dict[str, float] = {}  # deleted job uid -> monotonic time of next try
         self._backlog = False  # due jobs left for want of room in the last cycle
         self._orphans_scanned = 0.0  # monotonic time of the last orphan scan
+        self._hub_listed = 0.0  # monotonic time of the last metadata list of the hub's jobs
+        self._retry_after: dict[str, float] = {}  # job uid -> monotonic time the member may be asked again
+        self._pods_checked: dict[str, float] = {}  # job uid -> monotonic time its refused pods were looked for
+        self._dispatching: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
+        self.hub_id = settings.hub_id  # read from the hub at start when not set
         self._metrics_updated = 0.0
 
     # ----- loop --------------------------------------------------------------------------
@@ -153,7 +179,21 @@ class Scheduler:
                 await cache.stop()
             await self.recorder.aclose()
 
+    async def _identify(self, stop: asyncio.Event) -> None:
+        """This hub's id on member Jobs; nothing is done in a member before it is known."""
+        attempt = 0
+        while not self.hub_id and not stop.is_set():
+            try:
+                self.hub_id = await dispatch.read_hub_id(self.hub)
+                log.info("hub id %s (the hub's kube-system namespace UID)", self.hub_id)
+            except KubeError as exc:
+                attempt += 1
+                log.error("cannot read the hub's kube-system namespace for the hub id (set hubId, or grant get on "
+                          "namespaces/kube-system): %s", exc)
+                await asyncio.sleep(min(30.0, 2.0 * attempt))
+
     async def _loop(self, stop: asyncio.Event) -> None:
+        await self._identify(stop)
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -181,7 +221,8 @@ class Scheduler:
         the next cycle skips jobs whose writes are still in flight.
         """
         view = await self._observe()
-        self._finalize_deleted(view)
+        self._relist_hub()
+        self._finalize_deleted()
         contexts, invalid = self._contexts(view)
         for ctx in invalid:
             if changed(ctx.status, ctx.patch) or ctx.events:
@@ -227,7 +268,9 @@ class Scheduler:
                                     for name, jobs in view.member_jobs.items() if ctx.uid in jobs)))
         known = self._quiet.get(ctx.uid)
         now = time.monotonic()
-        if known is not None and known[0] == fingerprint and now - known[1] < RESYNC_S:
+        # A Job without pods yet is looked at more often: its pods may be refused (FailedCreate).
+        resync = PODS_CHECK_S if ctx.current("phase") == "Dispatched" else RESYNC_S
+        if known is not None and known[0] == fingerprint and now - known[1] < resync:
             return False
         self._quiet[ctx.uid] = (fingerprint, now)
         return True
@@ -309,18 +352,16 @@ class Scheduler:
         return CycleView(now, members, healthy, region_member, readings, member_jobs)
 
     def _member_cache(self, member: MemberCluster) -> MemberJobCache:
-        """The member's list-then-watch view of its Jobs (restarted when its job namespace changes)."""
+        """The member's list-then-watch view of this hub's Jobs there (all namespaces)."""
         name = member.metadata.name
         self._member_seen[name] = member  # a reconnect uses its newest kubeconfig reference
         cache = self._member_caches.get(name)
-        if cache is None or cache.namespace != member.spec.job_namespace:
-            if cache is not None:
-                asyncio.ensure_future(cache.stop())
+        if cache is None:
 
             async def api() -> KubeApi:
                 return await self.registry.api(self._member_seen[name])
 
-            cache = MemberJobCache(name, member.spec.job_namespace, api)
+            cache = MemberJobCache(name, hub_selector(self.hub_id), api)
             self._member_caches[name] = cache
         cache.start()
         return cache
@@ -399,10 +440,9 @@ class Scheduler:
             contexts.append(ctx)
         for uid in set(self._models) - live:
             del self._models[uid]
-        for uid in set(self._checked) - live:
-            del self._checked[uid]
-        for uid in set(self._quiet) - live:
-            del self._quiet[uid]
+        for table in (self._checked, self._quiet, self._retry_after, self._pods_checked):
+            for uid in set(table) - live:
+                del table[uid]
         return contexts, invalid
 
     def _trim_invalid(self, key: tuple[str, str], uid: str, config: tuple[Any, ...]) -> None:
@@ -534,25 +574,25 @@ class Scheduler:
         old = ctx.current("decision")
         # A deadline that cannot be met any more is no reason to wait: run now, best effort, and say so.
         deadline_near = bool({ReasonCode.RUN_NOW_DEADLINE_NEAR, ReasonCode.DEADLINE_UNMEETABLE} & set(plan.codes))
-        if plan.region is None or plan.region not in view.region_member or (
-                not plan.feasible and ReasonCode.DEADLINE_UNMEETABLE not in plan.codes):
+        namespace = str(ctx.body["metadata"].get("namespace"))
+        member = view.member_for(plan.region, namespace) if plan.region else None
+        if member is None or (not plan.feasible and ReasonCode.DEADLINE_UNMEETABLE not in plan.codes):
             message = "; ".join(r.message for r in plan.reasons) or "no feasible plan"
             ctx.set(phase="Waiting", message=message, observedGeneration=ctx.generation)
             ctx.condition("Scheduled", False, plan.reasons[0].code.value if plan.reasons else "NoPlan", message, now)
             return
-        member = view.region_member[plan.region]
         decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible,
                                       admission_reasons(ctx.model, ctx.policy, self._submitted(ctx, now),
                                                         self.settings.min_watts_per_cpu))
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
             old_start = _parse_time(old["start"])
-            if old_start <= now and old.get("cluster") in view.healthy and old.get("region") in ctx.regions:
+            if old_start <= now and view.usable(old.get("cluster"), namespace) and old.get("region") in ctx.regions:
                 # Due and still possible: it is dispatched as decided (maybe a cycle later under a
                 # burst); re-deciding it every cycle would only churn status and Events.
                 return
             margin = job.duration * ctx.policy.forecast_safety_margin
-            old_ok = (old.get("cluster") in view.healthy and old.get("region") in ctx.regions
+            old_ok = (view.usable(old.get("cluster"), namespace) and old.get("region") in ctx.regions
                       and max(old_start, now) + job.duration + margin <= job.deadline)
             must_run_now = deadline_near
             if old_ok and not must_run_now and old_start <= now:
@@ -598,11 +638,11 @@ class Scheduler:
             if ctx.current("phase") != "Waiting":
                 ctx.set(phase="Waiting")
             return
-        member = view.healthy.get(decision["cluster"])
-        if member is None:
-            ctx.set(phase="Waiting", message=f"cluster {decision['cluster']} is unreachable; re-planning")
+        if not view.usable(decision["cluster"], str(ctx.body["metadata"].get("namespace"))):
+            ctx.set(phase="Waiting", message=f"cluster {decision['cluster']} is unreachable or not open to this "
+                                             "namespace; re-planning")
             return
-        await self._dispatch(ctx, member, decision, view)
+        await self._dispatch(ctx, view.healthy[decision["cluster"]], decision, view)
 
     def _existing_copy(self, ctx: JobContext, view: CycleView) -> tuple[str, dict[str, Any]] | None:
         for name, jobs in view.member_jobs.items():
@@ -612,14 +652,43 @@ class Scheduler:
 
     async def _dispatch(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
                         view: CycleView) -> None:
-        """Creates the member Job (or adopts the one a previous, interrupted attempt made)."""
+        """Creates the member Job (or adopts the one a previous, interrupted attempt made).
+
+        The member is asked first (dry runs of the Job and of a Pod from its template), so a Job
+        its admission refuses is reported in status instead of becoming a Job without pods.
+        """
         suspend = bool(decision.get("slots")) and not _in_window(decision, view.now)
         existing = self._existing_copy(ctx, view)
+        if existing is not None and existing[0] != member.metadata.name and existing[0] in view.healthy:
+            # A copy made before a crash, in another cluster than this cycle's decision: it is the
+            # run (it may have started); the decision follows it rather than making a second one.
+            member = view.healthy[existing[0]]
+            ctx.set(decision={**decision, "cluster": member.metadata.name, "region": member.spec.region})
         try:
             if existing is not None and existing[0] == member.metadata.name:
                 created = existing[1]
             else:
-                created = await self._create_member_job(ctx, member, suspend)
+                if time.monotonic() < self._retry_after.get(ctx.uid, 0.0):
+                    return  # the member refused it a moment ago: asked again later, not every cycle
+                full = self._namespace_full(ctx, member)
+                if full is not None:
+                    ctx.set(phase="Waiting", message=full)
+                    ctx.condition("Dispatched", False, "NamespaceShareFull", full, view.now)
+                    return
+                # Counted at once (no await since the check): concurrent dispatches see each other.
+                self._dispatching[ctx.uid] = (member.metadata.name, str(ctx.body["metadata"].get("namespace")))
+                try:
+                    created = await self._create_member_job(ctx, member, suspend)
+                finally:
+                    self._dispatching.pop(ctx.uid, None)
+        except Refused as refused:
+            self._retry_after[ctx.uid] = time.monotonic() + refused.retry_s
+            message = f"{member.metadata.name} refuses the Job: {refused.message}"[:1024]
+            if refused.reason != dispatch.MEMBER_NAMESPACE_NOT_READY and ctx.status.get("message") != message:
+                ctx.event(refused.reason, message, warning=True)  # one Event per new refusal
+            ctx.set(phase="Waiting", message=message)
+            ctx.condition("Dispatched", False, refused.reason, message, view.now)
+            return
         except KubeError as exc:
             self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="create").inc()
             message = f"dispatch to {member.metadata.name} failed: {exc}"
@@ -630,6 +699,7 @@ class Scheduler:
             if exc.unreachable:
                 self.registry.mark_unreachable(member.metadata.name, str(exc))
             return
+        self._retry_after.pop(ctx.uid, None)
         self.metrics.dispatches.labels(cluster=member.metadata.name).inc()
         meta = created["metadata"]
         ctx.set(phase="Suspended" if suspend else "Dispatched",
@@ -641,22 +711,38 @@ class Scheduler:
         ctx.event("Dispatched", f"created Job {meta['namespace']}/{meta['name']} in cluster {member.metadata.name} "
                                 f"(region {member.spec.region}). {ctx.current('message') or ''}"[:1024])
 
+    def _namespace_full(self, ctx: JobContext, member: MemberCluster) -> str | None:
+        """The admin's fair share: at most maxJobsPerNamespace active Jobs of one hub namespace."""
+        limit = member.spec.capacity.max_jobs_per_namespace
+        cache = self._cache_of(member)
+        if limit is None or cache is None:
+            return None
+        namespace = str(ctx.body["metadata"].get("namespace"))
+        prefix = f"{namespace}/"
+        # The live cache (it holds our own creations at once), not the cycle's snapshot.
+        active = sum(1 for uid, job in cache.jobs.items()
+                     if uid != ctx.uid and job_progress(job) not in TERMINAL
+                     and (job["metadata"].get("annotations") or {}).get(ANNOTATION_SOURCE, "").startswith(prefix))
+        active += sum(1 for uid, where in self._dispatching.items()
+                      if uid != ctx.uid and where == (member.metadata.name, namespace))
+        if active < limit:
+            return None
+        return (f"namespace {namespace} has {active} active Jobs in {member.metadata.name}, its share "
+                f"(capacity.maxJobsPerNamespace) is {limit}: waiting for one to end")
+
+    def _level(self, member: MemberCluster) -> str:
+        """The admin's Pod Security level for namespaces created in ``member`` (the stricter of the two)."""
+        return str(PodSecurityLevel.stricter(self.settings.pod_security_level, member.spec.pod_security_level))
+
     async def _create_member_job(self, ctx: JobContext, member: MemberCluster, suspend: bool) -> dict[str, Any]:
         api = await self.registry.api(member)
-        namespace = member.spec.job_namespace
-        await self.registry.ensure_namespace(api, namespace)
-        manifest = build_member_job(ctx.body, job_namespace=namespace, member=member.metadata.name,
-                                    region=member.spec.region, suspend=suspend)
+        namespace = member.spec.member_namespace(str(ctx.body["metadata"]["namespace"]))
+        manifest = build_member_job(ctx.body, namespace=namespace, member=member.metadata.name,
+                                    region=member.spec.region, hub_id=self.hub_id, suspend=suspend)
+        await dispatch.prepare(api, member.metadata.name, manifest, create_namespace=member.spec.create_namespaces,
+                               level=self._level(member))
+        created = await dispatch.create(api, member.metadata.name, manifest, ctx.uid, self.hub_id)
         cache = self._cache_of(member)
-        try:
-            created = await api.request("POST", job_path(namespace), manifest)
-        except KubeError as exc:
-            if not exc.conflict:
-                raise
-            created = await api.get(job_path(namespace, manifest["metadata"]["name"]))
-            if (created["metadata"].get("labels") or {}).get(LABEL_JOB_UID) != ctx.uid:
-                raise KubeError(409, f"{member.metadata.name}: Job {namespace}/{manifest['metadata']['name']} exists "
-                                     "and belongs to something else") from None
         if cache is not None:
             cache.record(created)
         return created
@@ -669,7 +755,7 @@ class Scheduler:
         # A copy anywhere but the decided cluster is left over from a relocation: remove it.
         for name, jobs in view.member_jobs.items():
             if name != target and ctx.uid in jobs:
-                await self._delete_member_job(view.healthy[name], jobs[ctx.uid]["metadata"]["name"], ctx.uid, view)
+                await self._delete_member_job(view.healthy[name], jobs[ctx.uid], ctx.uid)
         member = view.healthy.get(target)
         if member is None:
             reason = "MemberUnreachable" if target in view.members else "MemberMissing"
@@ -679,16 +765,20 @@ class Scheduler:
         if ctx.current("conditions") and any(c.get("type") == "MemberReachable" for c in ctx.current("conditions")):
             ctx.condition("MemberReachable", True, "MemberReachable", f"cluster {target} is reachable", view.now)
         member_job = view.member_jobs.get(target, {}).get(ctx.uid)
-        if member_job is None:
-            await self._recreate(ctx, member, decision, view, moved=ref["cluster"] != target)
+        if member_job is None and ref["cluster"] != target:
+            await self._create_relocated(ctx, member, decision, view)  # status already names the new cluster
             return
-        if ref["cluster"] != target:
-            meta = member_job["metadata"]
-            ctx.set(memberJob={"cluster": target, "namespace": meta["namespace"], "name": meta["name"],
-                               "uid": meta.get("uid")})
+        if member_job is None:
+            member_job = await self._confirm_missing(ctx, member, ref)
+            if member_job is None:
+                self._lost(ctx, member, ref, view)
+                return
         progress = job_progress(member_job)
         if progress in TERMINAL:
             await self._finish(ctx, member, member_job, progress, view)
+            return
+        if member_job["metadata"].get("deletionTimestamp"):
+            self._deleted_in_member(ctx, member, member_job, view)
             return
         if ctx.model.spec.interruptible and decision.get("slots"):
             if await self._maybe_relocate(ctx, member, view):
@@ -699,25 +789,93 @@ class Scheduler:
         if phase == "Suspended":  # never left suspended without a plan for it
             await self._set_suspend(ctx, member, member_job, False, view)
             phase = "Dispatched"
+        if phase == "Dispatched" and (member_job.get("status") or {}).get("startTime"):
+            await self._check_pods(ctx, member, member_job, view)
+        elif phase == "Running" and self._condition(ctx, "Dispatched").get("reason") == "MemberPodsRefused":
+            ctx.condition("Dispatched", True, "PodsCreated", f"the Job's pods run in {target}", view.now)
         if ctx.current("phase") != phase:
             ctx.set(phase=phase, message=f"{phase.lower()} in {target}")
 
-    async def _recreate(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any], view: CycleView,
-                        moved: bool) -> None:
-        why = "relocated" if moved else "its Job was missing in the member cluster (deleted by hand?)"
+    @staticmethod
+    def _condition(ctx: JobContext, type_: str) -> dict[str, Any]:
+        return next((c for c in ctx.current("conditions") or [] if c.get("type") == type_), {})
+
+    async def _confirm_missing(self, ctx: JobContext, member: MemberCluster,
+                               ref: dict[str, Any]) -> dict[str, Any] | None:
+        """Asks the member before calling a copy lost: the watch may simply not have shown it yet."""
+        api = await self.registry.api(member)
+        found = await dispatch.fetch(api, ref["namespace"], ref["name"], ctx.uid, self.hub_id)
+        cache = self._cache_of(member)
+        if found is not None and cache is not None:
+            cache.record(found)
+        return found
+
+    def _lost(self, ctx: JobContext, member: MemberCluster, ref: dict[str, Any], view: CycleView) -> None:
+        """The copy is gone although nothing recorded its end: reported, never run a second time."""
+        message = (f"Job {ref['namespace']}/{ref['name']} vanished from {member.metadata.name} before its end was "
+                   "recorded (deleted without its record-completion finalizer?); it is not run again")
+        self._ended(ctx, "Failed", "MemberJobLost", message, view)
+        ctx.event("MemberJobLost", message, warning=True)
+
+    def _deleted_in_member(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
+                           view: CycleView) -> None:
+        """Someone deleted the running copy in the member: recorded as failed, then let go."""
+        meta = member_job["metadata"]
+        message = (f"Job {meta['namespace']}/{meta['name']} was deleted in {member.metadata.name} before it "
+                   "finished; it is not run again")
+        self._ended(ctx, "Failed", "MemberJobDeleted", message, view)
+        ctx.event("MemberJobDeleted", message, warning=True)
+        self._release_after_flush(ctx, member, member_job)
+
+    def _ended(self, ctx: JobContext, phase: str, reason: str, message: str, view: CycleView) -> None:
+        """The terminal phase with the Complete and Failed conditions (for kubectl wait)."""
+        ctx.set(phase=phase, message=message)
+        ctx.condition("Complete", phase == "Succeeded", reason, message, view.now)
+        ctx.condition("Failed", phase == "Failed", reason, message, view.now)
+
+    def _release_after_flush(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any]) -> None:
+        meta = member_job["metadata"]
+        if FINALIZER_RECORD not in (meta.get("finalizers") or []):
+            return
+
+        async def release() -> None:
+            api = await self.registry.api(member)
+            await dispatch.release(api, meta["namespace"], meta["name"])
+
+        ctx.after_flush.append(release)
+
+    async def _check_pods(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
+                          view: CycleView) -> None:
+        """A started Job without pods: its pods may be refused (FailedCreate); say so, with the member's words."""
+        if time.monotonic() - self._pods_checked.get(ctx.uid, 0.0) < PODS_CHECK_S:
+            return
+        self._pods_checked[ctx.uid] = time.monotonic()
+        meta = member_job["metadata"]
+        api = await self.registry.api(member)
+        refused = await dispatch.pods_refused(api, meta["namespace"], str(meta.get("uid")))
+        if refused is None:
+            return
+        message = f"{member.metadata.name} refuses the Job's pods: {refused}"[:1024]
+        if self._condition(ctx, "Dispatched").get("message") != message:
+            ctx.event("MemberPodsRefused", message, warning=True)
+        ctx.condition("Dispatched", False, "MemberPodsRefused", message, view.now)
+        ctx.set(message=message)
+
+    async def _create_relocated(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
+                                view: CycleView) -> None:
+        """The copy in the cluster interruptible work was moved to (the old one was removed while suspended)."""
         try:
             created = await self._create_member_job(ctx, member, bool(decision.get("slots"))
                                                     and not _in_window(decision, view.now))
-        except KubeError as exc:
+        except (KubeError, Refused) as exc:
             self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="create").inc()
-            ctx.set(message=f"re-creating the Job in {member.metadata.name} failed: {exc}")
+            ctx.set(message=f"creating the relocated Job in {member.metadata.name} failed: {exc}")
             return
         meta = created["metadata"]
         ctx.set(memberJob={"cluster": member.metadata.name, "namespace": meta["namespace"], "name": meta["name"],
                            "uid": meta.get("uid")}, phase="Dispatched",
-                message=f"dispatched to {member.metadata.name} ({why})")
-        ctx.event("Relocated" if moved else "MemberJobRecreated",
-                  f"created Job {meta['namespace']}/{meta['name']} in {member.metadata.name}: {why}", warning=not moved)
+                message=f"dispatched to {member.metadata.name} (relocated)")
+        ctx.event("Relocated", f"created Job {meta['namespace']}/{meta['name']} in {member.metadata.name}: relocated")
 
     async def _set_suspend(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any], suspend: bool,
                            view: CycleView) -> bool:
@@ -773,12 +931,12 @@ class Scheduler:
         anywhere = plan_job(job, snapshot, (), options)
         if not anywhere.feasible or anywhere.region in (None, member.spec.region):
             return False
-        if anywhere.region not in view.region_member:
+        target = view.member_for(anywhere.region, str(ctx.body["metadata"].get("namespace")))
+        if target is None:
             return False
         stay = plan_job(Job(**{**job.__dict__, "allowed_regions": (member.spec.region,)}), snapshot, (), options)
         if stay.feasible and anywhere.expected_g >= stay.expected_g * (1.0 - self.settings.replan_min_improvement):
             return False
-        target = view.region_member[anywhere.region]
         new = decision_from_plan(anywhere, target.metadata.name, view.now, True, extra_reasons=[
             {"code": "Relocated", "message": f"moved from {member.spec.region}: remaining work emits "
                                              f"{anywhere.expected_g:.0f} g there instead of {stay.expected_g:.0f} g"}])
@@ -788,23 +946,23 @@ class Scheduler:
         ctx.set(**with_decision(ctx.status, new), savedDisplay=saved_display(new),
                 message=f"relocating from {member.metadata.name} to {target.metadata.name}")
         await self._flush(ctx)
-        await self._delete_member_job(member, ctx.current("memberJob")["name"], ctx.uid, view)
-        await self._recreate(ctx, target, new, view, moved=True)
+        copy = view.member_jobs.get(member.metadata.name, {}).get(ctx.uid)
+        if copy is not None:
+            await self._delete_member_job(member, copy, ctx.uid)
+        await self._create_relocated(ctx, target, new, view)
         return True
 
-    async def _delete_member_job(self, member: MemberCluster, name: str, uid: str | None,
-                                 view: CycleView) -> None:
-        api = await self.registry.api(member)
+    async def _delete_member_job(self, member: MemberCluster, member_job: dict[str, Any], uid: str | None) -> None:
+        meta = member_job["metadata"]
         try:
-            await api.request("DELETE", job_path(member.spec.job_namespace, name),
-                              {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+            api = await self.registry.api(member)
+            await dispatch.delete(api, meta["namespace"], meta["name"])
             cache = self._cache_of(member)
             if cache is not None and uid is not None:
                 cache.forget(uid)
         except KubeError as exc:
-            if not exc.not_found:
-                self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="delete").inc()
-                log.warning("deleting %s in %s: %s", name, member.metadata.name, exc)
+            self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation="delete").inc()
+            log.warning("deleting %s/%s in %s: %s", meta["namespace"], meta["name"], member.metadata.name, exc)
 
     async def _finish(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any], progress: str,
                       view: CycleView) -> None:
@@ -825,10 +983,11 @@ class Scheduler:
         if measured is not None:
             emissions["measuredGrams"] = round(measured, 3)
         baseline = float(decision.get("baselineGrams") or estimated)
-        ctx.set(phase=progress, emissions=emissions,
-                message=f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
-                        f"({baseline - estimated:.0f} g saved against running at once in the home region)")
+        ctx.set(emissions=emissions)
+        self._ended(ctx, progress, progress, f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
+                    f"({baseline - estimated:.0f} g saved against running at once in the home region)", view)
         ctx.condition("Dispatched", True, progress, f"Job finished: {progress}", view.now)
+        self._release_after_flush(ctx, member, member_job)  # the hub has the record first
         if progress == "Succeeded":
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
@@ -860,109 +1019,6 @@ class Scheduler:
             return None
         mean = await self.signals.history_mean(member, start, start + duration)
         return None if mean is None else measured_wh * member.spec.pue / 1000.0 * mean
-
-    # ----- deletion ------------------------------------------------------------------------
-    def _finalize_deleted(self, view: CycleView) -> None:
-        """Deleted jobs that still carry a finalizer of an earlier version: remove their copies, then it.
-
-        This version adds no finalizer: a deleted job's member Job is found by the orphan
-        collection in the next cycle (after the hub confirms the job is gone). A finalizer would
-        cost one more write per job and make deletions hang while the operator is down.
-        """
-        now = time.monotonic()
-        for _, body in self.world.active_jobs():
-            meta = body.get("metadata") or {}
-            uid = str(meta.get("uid"))
-            finalizers = meta.get("finalizers") or []
-            if (not meta.get("deletionTimestamp") or uid in self._inflight
-                    or not ({FINALIZER, LEGACY_FINALIZER} & set(finalizers))
-                    or self._cleanup_after.get(uid, 0.0) > now):
-                continue
-            ctx = JobContext(body, None, None, (), body.get("status") or {})  # type: ignore[arg-type]
-            self._spawn(ctx, self._finalize(body))
-
-    async def _finalize(self, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        uid = str(meta["uid"])
-        remaining = await self.remove_member_jobs(body)
-        if remaining:
-            self._cleanup_after[uid] = time.monotonic() + CLEANUP_RETRY_S
-            log.warning("cannot reach %s to delete the copy of %s/%s; retrying in %.0f s", ", ".join(remaining),
-                        meta["namespace"], meta["name"], CLEANUP_RETRY_S)
-            return
-        self._cleanup_after.pop(uid, None)
-        for cache in self._member_caches.values():
-            cache.forget(uid)
-        keep = [f for f in meta.get("finalizers") or [] if f not in (FINALIZER, LEGACY_FINALIZER)]
-        try:
-            result = await self.hub.merge_patch(caj_path(meta["namespace"], meta["name"]), {
-                "metadata": {"finalizers": keep or None, "resourceVersion": meta.get("resourceVersion")}})
-        except KubeError as exc:
-            if not (exc.not_found or exc.conflict):  # conflict: the next cycle sees the newer object
-                log.warning("removing the finalizer of %s/%s: %s", meta["namespace"], meta["name"], exc)
-            return
-        if result:
-            self.world.remember(result)
-
-    async def remove_member_jobs(self, body: dict[str, Any]) -> list[str]:
-        """Deletes every copy of a deleted CarbonAwareJob; returns clusters that must be retried.
-
-        Only the cluster its status names must be reachable; a copy in another unreachable
-        cluster (e.g. left by a crash) is removed later by the orphan collection.
-        """
-        uid = str(body["metadata"]["uid"])
-        ref = (body.get("status") or {}).get("memberJob") or {}
-        retry = []
-        for name, member_body in sorted(self.world.members.items()):
-            try:
-                member = MemberCluster.model_validate(member_body)
-                api = await self.registry.api(member)
-                listed = await api.get(job_path(member.spec.job_namespace), {"labelSelector": f"{LABEL_JOB_UID}={uid}"})
-                for job in listed.get("items") or []:
-                    await api.request("DELETE", job_path(member.spec.job_namespace, job["metadata"]["name"]),
-                                      {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
-                    log.info("deleted Job %s in %s for deleted %s/%s", job["metadata"]["name"], name,
-                             body["metadata"]["namespace"], body["metadata"]["name"])
-            except ValidationError:
-                continue
-            except KubeError as exc:
-                if exc.not_found:
-                    continue
-                if ref.get("cluster") == name:
-                    retry.append(name)
-        return retry
-
-    # ----- housekeeping ----------------------------------------------------------------------
-    def _collect_orphans(self, view: CycleView) -> None:
-        """Member Jobs whose CarbonAwareJob no longer exists are deleted (after checking the hub).
-
-        This is how a deleted job's copy goes away (there is no finalizer), so it must not wait:
-        each orphan is checked and deleted by its own task, beside the cycle.
-        """
-        if time.monotonic() - self._orphans_scanned < ORPHAN_SCAN_S:
-            return  # a scan walks every member Job: not on every cycle
-        self._orphans_scanned = time.monotonic()
-        known = self.world.uids
-        for name, jobs in view.member_jobs.items():
-            for uid, job in jobs.items():
-                key = f"orphan:{name}:{uid}"
-                if uid in known or key in self._inflight or name not in view.healthy:
-                    continue
-                self._spawn_work(key, self._remove_orphan(view.healthy[name], uid, job, view))
-
-    async def _remove_orphan(self, member: MemberCluster, uid: str, job: dict[str, Any], view: CycleView) -> None:
-        source = (job["metadata"].get("annotations") or {}).get(ANNOTATION_SOURCE, "/")
-        namespace, _, caj_name = source.partition("/")
-        try:
-            body = await self.hub.get(caj_path(namespace, caj_name))
-            if str(body["metadata"].get("uid")) == uid:
-                return  # it exists: the watch has not shown it to us yet
-        except KubeError as exc:
-            if not exc.not_found:
-                return
-        log.info("deleting orphan Job %s in %s (CarbonAwareJob %s is gone)",
-                 job["metadata"]["name"], member.metadata.name, source)
-        await self._delete_member_job(member, job["metadata"]["name"], uid, view)
 
     async def _member_status(self, member: MemberCluster, ready: bool, reading: RegionReading | None,
                              jobs: dict[str, dict[str, Any]] | None, now: datetime) -> None:
@@ -1025,6 +1081,12 @@ class Scheduler:
                 log.warning("status of %s: %s", ctx.key, exc)
                 return
         ctx.patch = {}
+        after, ctx.after_flush = ctx.after_flush, []
+        for work in after:  # only once the hub holds the record
+            try:
+                await work()
+            except KubeError as exc:  # retried by the orphan scan (a recorded job's copy is released)
+                log.info("after the status of %s: %s", ctx.key, exc)
         events, ctx.events = ctx.events, []
         for reason, message, warning in events:
             self.recorder.record(ctx.body, reason, message, warning=warning)

@@ -224,8 +224,8 @@ class KubeApi:
         return self._ssl
 
     @staticmethod
-    def _headers(token: str | None, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    def _headers(token: str | None, content_type: str | None, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         if token:
@@ -272,11 +272,11 @@ class KubeApi:
         return self._session
 
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                      content_type: str = "application/json") -> Any:
+                      content_type: str = "application/json", accept: str = "application/json") -> Any:
         data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         for attempt in (1, 2):
             token = await self._auth_token(method, path)
-            headers = self._headers(token, content_type if body is not None else None)
+            headers = self._headers(token, content_type if body is not None else None, accept)
             session = self._client()  # after the credentials: a new exec certificate means a new session
             try:
                 async with session.request(method, self._base + path, params=_params(query) or None, data=data,

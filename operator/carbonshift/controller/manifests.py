@@ -2,7 +2,10 @@
 
 The name is deterministic (derived from the CarbonAwareJob's UID), so creating it twice yields
 409 AlreadyExists instead of a second copy: this is what makes dispatch idempotent across
-operator restarts. Labels and annotations point back to the CarbonAwareJob on the hub.
+operator restarts. Labels and annotations point back to the CarbonAwareJob on the hub; the
+``carbonshift.io/hub`` label says which hub made it (an operator touches only its own Jobs), and
+the ``carbonshift.io/record-completion`` finalizer keeps a finished or deleted Job until the hub
+has recorded how it ended.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ LABEL_JOB_NAMESPACE = "carbonshift.io/job-namespace"
 LABEL_JOB_NAME = "carbonshift.io/job-name"
 # Which MemberCluster a Job was created for: two MemberClusters may share one physical cluster.
 LABEL_MEMBER = "carbonshift.io/member-cluster"
+LABEL_HUB = "carbonshift.io/hub"
+# Held on every member Job until the hub status records its end (TTL or a hand deletion must not
+# make a run vanish unrecorded: it would be re-run or lost silently).
+FINALIZER_RECORD = "carbonshift.io/record-completion"
 ANNOTATION_SOURCE = "carbonshift.io/source"
 ANNOTATION_REGION = "carbonshift.io/region"
 MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
@@ -40,12 +47,18 @@ def _label_value(text: str) -> str:
     return value.strip("-_.")
 
 
+def hub_selector(hub_id: str) -> str:
+    """The label selector of the member Jobs this hub made (and only those)."""
+    return f"{MANAGED_SELECTOR},{LABEL_HUB}={hub_id}"
+
+
 def build_member_job(
     caj: dict[str, Any],
     *,
-    job_namespace: str,
+    namespace: str,
     member: str,
     region: str,
+    hub_id: str,
     suspend: bool = False,
 ) -> dict[str, Any]:
     """The member-cluster Job for ``caj`` (a CarbonAwareJob body as the API server returns it)."""
@@ -62,6 +75,7 @@ def build_member_job(
         LABEL_JOB_NAMESPACE: _label_value(meta["namespace"]),
         LABEL_JOB_NAME: _label_value(meta["name"]),
         LABEL_MEMBER: member,
+        LABEL_HUB: hub_id,
     })
     annotations = dict(template_meta.get("annotations") or {})
     annotations.update({
@@ -73,11 +87,28 @@ def build_member_job(
         "kind": "Job",
         "metadata": {
             "name": member_job_name(meta["namespace"], meta["name"], meta["uid"]),
-            "namespace": job_namespace,
+            "namespace": namespace,
             "labels": labels,
             "annotations": annotations,
+            "finalizers": [FINALIZER_RECORD],
         },
         "spec": job_spec,
+    }
+
+
+def dry_run_pod(member_job: dict[str, Any]) -> dict[str, Any]:
+    """A Pod as the Job would create it: what the member's Pod Security admission and policy
+    engines judge (they judge Pods, not Jobs). Only ever sent with ``dryRun=All``."""
+    meta = member_job["metadata"]
+    template = (member_job.get("spec") or {}).get("template") or {}
+    template_meta = template.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{meta['name']}-dry-run", "namespace": meta["namespace"],
+                     "labels": {**(template_meta.get("labels") or {}), "job-name": meta["name"]},
+                     "annotations": dict(template_meta.get("annotations") or {})},
+        "spec": copy.deepcopy(template.get("spec") or {}),
     }
 
 
@@ -93,6 +124,8 @@ def job_progress(member_job: dict[str, Any]) -> str:
             return "Failed"
     if (member_job.get("spec") or {}).get("suspend"):
         return "Suspended"
-    if status.get("active") or status.get("startTime"):
+    # Running means pods exist: a started Job whose pods are refused (FailedCreate) has none.
+    if status.get("active") or status.get("succeeded") or status.get("failed"):
         return "Running"
     return "Pending"
+

@@ -1,4 +1,8 @@
-"""The Jobs carbonshift owns in one member cluster, kept current by list-then-watch.
+"""The Jobs this hub's carbonshift owns in one member cluster, kept current by list-then-watch.
+
+Jobs run in the namespace of their CarbonAwareJob (or the one the admin maps it to), so the
+member is listed and watched cluster-wide, with a selector that matches only the Jobs carrying
+this hub's ``carbonshift.io/hub`` label: another hub's Jobs are never seen, adopted or deleted.
 
 Listing every member's Jobs in every cycle cost a full LIST per member per cycle: megabytes of
 JSON at thousands of jobs, parsed again and again. Instead each member is listed once (in
@@ -18,8 +22,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from carbonshift.controller.kube import KubeApi, KubeError, job_path
-from carbonshift.controller.manifests import ANNOTATION_SOURCE, LABEL_JOB_UID, LABEL_MEMBER, MANAGED_SELECTOR
+from carbonshift.controller.kube import KubeApi, KubeError
+from carbonshift.controller.manifests import ANNOTATION_SOURCE, FINALIZER_RECORD, LABEL_JOB_UID, LABEL_MEMBER
+
+ALL_JOBS = "/apis/batch/v1/jobs"
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +39,19 @@ def slim_member_job(job: dict[str, Any]) -> dict[str, Any]:
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = job.get("status") or {}
-    slim_status = {k: status[k] for k in ("active", "succeeded", "failed", "startTime", "completionTime")
+    slim_status = {k: status[k] for k in ("active", "ready", "succeeded", "failed", "startTime", "completionTime")
                    if status.get(k) is not None}
     if status.get("conditions"):
         slim_status["conditions"] = [{"type": c.get("type"), "status": c.get("status")}
                                      for c in status["conditions"]]
+    slim_meta = {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                 "resourceVersion": meta.get("resourceVersion"),
+                 # Only ours: whether the Job still waits for the hub to record its end.
+                 "finalizers": [f for f in meta.get("finalizers") or [] if f == FINALIZER_RECORD]}
+    if meta.get("deletionTimestamp"):
+        slim_meta["deletionTimestamp"] = meta["deletionTimestamp"]
     return {
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                     "resourceVersion": meta.get("resourceVersion"),
+        "metadata": {**slim_meta,
                      "labels": {k: labels[k] for k in (LABEL_JOB_UID, LABEL_MEMBER) if k in labels},
                      "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k == ANNOTATION_SOURCE}},
         "spec": {"suspend": bool((job.get("spec") or {}).get("suspend"))},
@@ -49,11 +60,11 @@ def slim_member_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 class MemberJobCache:
-    """Jobs labelled as carbonshift's in one member's job namespace, by CarbonAwareJob UID."""
+    """This hub's Jobs in one member (all namespaces), by CarbonAwareJob UID."""
 
-    def __init__(self, member: str, namespace: str, api: Callable[[], Awaitable[KubeApi]]) -> None:
+    def __init__(self, member: str, selector: str, api: Callable[[], Awaitable[KubeApi]]) -> None:
         self.member = member
-        self.namespace = namespace
+        self.selector = selector
         self._api = api
         self.jobs: dict[str, dict[str, Any]] = {}
         self.synced = asyncio.Event()
@@ -115,15 +126,10 @@ class MemberJobCache:
 
     async def _list(self, api: KubeApi) -> str:
         fresh: dict[str, dict[str, Any]] = {}
-        query: dict[str, Any] = {"labelSelector": MANAGED_SELECTOR, "limit": PAGE}
+        query: dict[str, Any] = {"labelSelector": self.selector, "limit": PAGE}
         started = time.monotonic()
         while True:
-            try:
-                page = await api.get(job_path(self.namespace), query)
-            except KubeError as exc:
-                if not exc.not_found:
-                    raise
-                page = {"metadata": {"resourceVersion": "0"}, "items": []}
+            page = await api.get(ALL_JOBS, query)
             for job in page.get("items") or []:
                 uid = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_JOB_UID)
                 if uid and self._belongs(job):
@@ -137,9 +143,9 @@ class MemberJobCache:
         return str((page.get("metadata") or {}).get("resourceVersion") or "0")
 
     async def _watch(self, api: KubeApi, resource_version: str) -> str:
-        query = {"labelSelector": MANAGED_SELECTOR, "watch": "true", "resourceVersion": resource_version,
+        query = {"labelSelector": self.selector, "watch": "true", "resourceVersion": resource_version,
                  "allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
-        async for event in api.watch(job_path(self.namespace), query):
+        async for event in api.watch(ALL_JOBS, query):
             kind = event.get("type")
             obj = event.get("object") or {}
             if kind == "ERROR":

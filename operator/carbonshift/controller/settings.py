@@ -78,7 +78,9 @@ class OperatorSettings(BaseModel):
     max_completions: int = Field(default=100, ge=1, alias="maxCompletions",
                                  description="Largest spec.completions a job template may ask for.")
     hub_id: str = Field(default="", alias="hubId", max_length=63,
-                        description="Identity of this hub on member Jobs; empty: the hub's kube-system namespace UID.")
+                        pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$",  # a label value
+                        description="Identity of this hub on member Jobs (label carbonshift.io/hub); empty: the hub's "
+                                    "kube-system namespace UID.")
     min_watts_per_cpu: float = Field(
         default=4.0, ge=0, alias="minWattsPerCpu",
         description="Floor on a job's power for budgets and emissions: requested CPUs x this many watts.")

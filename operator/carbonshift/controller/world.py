@@ -151,6 +151,22 @@ class World:
     def active_jobs(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
         return [(key, self.jobs[key]) for key in list(self.active) if key in self.jobs]
 
+    def forget_missing(self, known_before: set[str], listed: set[str]) -> list[tuple[str, str]]:
+        """Jobs the hub no longer holds after a fresh list are deleted, whether or not a watch said so.
+
+        A watch that broke while a job was deleted (e.g. the hub API server restarted) re-lists
+        without a DELETED event; such a job would stay in the view and its copy keep running.
+        ``known_before`` are the uids held when the list began (later arrivals are not judged).
+        """
+        gone = []
+        for uid in known_before - listed:
+            key = self.uids.get(uid)
+            if key is not None:
+                self.drop_job(*key)
+                self.first_seen.pop(uid, None)
+                gone.append(key)
+        return gone
+
     def remember(self, body: dict[str, Any]) -> None:
         """Stores an object the API server returned to one of the scheduler's own writes."""
         self.put_job(body)
