@@ -304,14 +304,6 @@ class MemberRecorder:
 
 
 # ----- the installation ------------------------------------------------------------------------
-def spec_supports(field_name: str) -> bool:
-    """Whether this checkout's MemberCluster API has a field (lets the harness run before and
-    after the API change of issue #12 without sending fields the CRD would refuse)."""
-    from carbonshift.api.member import MemberClusterSpec
-
-    return field_name in MemberClusterSpec.model_fields
-
-
 def member_rbac(release: str, namespaces: list[str]) -> list[dict[str, Any]]:
     """The chart's member RBAC manifest (docs/install.md), rendered for these job namespaces."""
     listed = "{" + ",".join(namespaces) + "}"
@@ -325,22 +317,11 @@ def grants_jobs_cluster_wide(objects: list[dict[str, Any]]) -> bool:
                for o in objects)
 
 
-CLUSTER_WIDE_JOBS = [
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": f"{DISPATCHER}-jobs"},
-     "rules": [{"apiGroups": ["batch"], "resources": ["jobs"],
-                "verbs": ["create", "get", "list", "watch", "patch", "delete"]}]},
-    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": f"{DISPATCHER}-jobs"},
-     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{DISPATCHER}-jobs"},
-     "subjects": [{"kind": "ServiceAccount", "name": DISPATCHER, "namespace": OPERATOR_NAMESPACE}]},
-]
-
-
 def prepare_member(cp: ChaosPlane, cluster: str, *, admin_namespaces: bool, tmp: Path) -> Path:
     """What a member's admin does (docs/install.md, docs/security.md): the chart's member RBAC,
     tenant namespaces with Pod Security labels (or none, for a createNamespaces member), and a
     kubeconfig of the dispatcher identity. Returns that kubeconfig."""
-    # While the API still has the shared jobNamespace, the operator puts Jobs there.
-    job_namespaces = [TEAM_A, TEAM_B] + (["carbonshift-jobs"] if spec_supports("job_namespace") else [])
+    job_namespaces = [TEAM_A, TEAM_B]
     objects = member_rbac("tenancy", job_namespaces)
     if admin_namespaces:
         made = [namespace(ns, psa_labels(LEVEL)) for ns in job_namespaces]
@@ -351,8 +332,7 @@ def prepare_member(cp: ChaosPlane, cluster: str, *, admin_namespaces: bool, tmp:
         # Nothing in the tenant namespaces yet: only cluster-scoped rights can cover them.
         kept = [o for o in objects if o["kind"] not in ("Role", "RoleBinding")
                 and not (o["kind"] == "Namespace" and o["metadata"]["name"] in job_namespaces)]
-        if not grants_jobs_cluster_wide(kept):
-            kept += CLUSTER_WIDE_JOBS
+        assert grants_jobs_cluster_wide(kept), "the chart's member RBAC no longer grants Jobs in every namespace"
         apply_objects(cp, cluster, kept)
     return token_kubeconfig(cp, cluster, OPERATOR_NAMESPACE, DISPATCHER, tmp / f"{cluster}-dispatcher.kubeconfig")
 
@@ -377,13 +357,10 @@ def tenancy_member(name: str, *, region: str | None = None, secret: str | None =
     spec = body["spec"]
     spec["region"] = region or name
     spec["kubeconfigSecretRef"]["name"] = secret or f"tenancy-{physical}"
-    if not spec_supports("job_namespace"):
-        spec.pop("jobNamespace", None)
-    if spec_supports("namespace_mapping"):
-        spec["podSecurityLevel"] = LEVEL
-        spec["createNamespaces"] = create_namespaces
-        if max_jobs_per_namespace is not None:
-            spec["capacity"]["maxJobsPerNamespace"] = max_jobs_per_namespace
+    spec["podSecurityLevel"] = LEVEL
+    spec["createNamespaces"] = create_namespaces
+    if max_jobs_per_namespace is not None:
+        spec["capacity"]["maxJobsPerNamespace"] = max_jobs_per_namespace
     if allowed is not None:
         spec["allowedNamespaces"] = allowed
     return body

@@ -35,7 +35,7 @@ from chaos_support import (
 from tenancy_support import (
     ADMIN_MEMBER, CREATING_MEMBER, LEVEL, OWNER, OWNER_RULES, TEAM_A, TEAM_B, TENANT, TENANT_RULES, Kubectl,
     MemberRecorder, Seen, apply_objects, install_on_hub, member_secret, namespace, prepare_member,
-    psa_labels, spec_supports, tenancy_member, tenant_identity, tenant_job,
+    psa_labels, tenancy_member, tenant_identity, tenant_job,
 )
 
 WINDOW = 75.0 if FULL else 45.0   # seconds the members are watched after the barrage is sent
@@ -99,16 +99,9 @@ def tenancy(control_plane: ChaosPlane, tmp_path_factory: pytest.TempPathFactory)
     _forget_earlier_runs(cp)
     recorder = MemberRecorder(cp).start()
     # Members: eu-de prepared by its admin (labelled namespaces, team-b mapped), eu-gb creates them.
-    if spec_supports("namespace_mapping"):
-        apply_objects(cp, ADMIN_MEMBER, [namespace(MAPPED_B, psa_labels(LEVEL))])
+    apply_objects(cp, ADMIN_MEMBER, [namespace(MAPPED_B, psa_labels(LEVEL))])
     de = prepare_member(cp, ADMIN_MEMBER, admin_namespaces=True, tmp=tmp)
-    if spec_supports("namespace_mapping"):
-        # The dispatcher's Role in the mapped namespace, as in docs/security.md.
-        from tenancy_support import member_rbac
-        extra = [o for o in member_rbac("tenancy", [MAPPED_B]) if o["kind"] in ("Role", "RoleBinding")]
-        apply_objects(cp, ADMIN_MEMBER, extra)
-    apply_objects(cp, ADMIN_MEMBER, _victim_objects() if spec_supports("namespace_mapping")
-                  else [o for o in _victim_objects() if o["metadata"]["namespace"] == TEAM_B])
+    apply_objects(cp, ADMIN_MEMBER, _victim_objects())
     gb = prepare_member(cp, CREATING_MEMBER, admin_namespaces=False, tmp=tmp)
     member_secret(cp, "tenancy-eu-de", de)
     member_secret(cp, "tenancy-eu-gb", gb)
@@ -117,7 +110,7 @@ def tenancy(control_plane: ChaosPlane, tmp_path_factory: pytest.TempPathFactory)
     secret_word = f"s3cr3t-{uuid.uuid4().hex[:10]}"
     secret_file = tmp / "token.csv"
     secret_file.write_text(f"{secret_word},admin,0\n")
-    mapping = {"namespaceMapping": {TEAM_B: MAPPED_B}} if spec_supports("namespace_mapping") else {}
+    mapping = {"namespaceMapping": {TEAM_B: MAPPED_B}}
     de_member = tenancy_member(ADMIN_MEMBER)
     de_member["spec"].update(mapping)
     members = [
@@ -128,7 +121,7 @@ def tenancy(control_plane: ChaosPlane, tmp_path_factory: pytest.TempPathFactory)
         tenancy_member("bad-trace", region="eu-de-trace", secret="tenancy-eu-de", trace_path=str(secret_file)),
     ]
     for body in members:
-        if spec_supports("namespace_mapping") and body["metadata"]["name"] in ("aa-eu-de", "bad-trace"):
+        if body["metadata"]["name"] in ("aa-eu-de", "bad-trace"):
             body["spec"].update(mapping)
         cp.kubectl("hub", "apply", "-f", "-", input=json.dumps(body))
     # Hub namespaces: Pod Security restricted; the tenant and a namespace owner of team-a, a tenant of team-b.
@@ -360,9 +353,7 @@ def barrage(tenancy: Tenancy) -> Barrage:
     t = tenancy
     pss, contained = _wanted()
     # The namespace owner's policies: one tries to switch pod security off, one caps delays at 1 h.
-    loose_spec: dict[str, Any] = ({"podSecurityLevel": "baseline"} if not _policy_has_booleans() else
-                                  {"podSecurity": {"forbidPrivileged": False, "forbidHostPath": False,
-                                                   "forbidHostNetwork": False}})
+    loose_spec = {"podSecurityLevel": "baseline"}
     loose = t.owner("apply", "-f", "-", input=json.dumps({
         "apiVersion": "carbonshift.io/v1alpha1", "kind": "CarbonPolicy", "metadata": {"name": "loose"},
         "spec": loose_spec}))
@@ -415,12 +406,6 @@ def barrage(tenancy: Tenancy) -> Barrage:
     for action in actions:
         action.join(timeout=30)
     return Barrage(sent, t0, time.monotonic())
-
-
-def _policy_has_booleans() -> bool:
-    from carbonshift.api.policy import CarbonPolicySpec
-
-    return "pod_security" in CarbonPolicySpec.model_fields
 
 
 # ----- reading back what happened --------------------------------------------------------------
