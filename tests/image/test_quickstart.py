@@ -164,7 +164,7 @@ def test_quickstart_end_to_end(clean_hub: Hub, control_plane: Any, helm: Helm, k
     # On the operator's (demo) clock: it ran at least an hour after it was first decided about.
     assert _time(final["start"]) - first_decided >= timedelta(hours=1), f"not delayed: {json.dumps(status, indent=1)}"
     assert final["region"] == MEMBER
-    assert any("nightly-report" in entry for entry in transcript if "get jobs -A" in entry), context()
+    assert any("nightly-report" in entry for entry in transcript if "get jobs -n team-a" in entry), context()
 
 
 def _time(text: str) -> datetime:
