@@ -303,6 +303,11 @@ class MemberRecorder:
         return best
 
 
+def deleted_early(jobs: list[Seen]) -> list[Seen]:
+    """Jobs deleted before they finished (by someone other than their own TTL)."""
+    return [j for j in jobs if j.deleted_at is not None and (j.finished_at is None or j.deleted_at < j.finished_at)]
+
+
 # ----- the installation ------------------------------------------------------------------------
 def member_rbac(release: str, namespaces: list[str]) -> list[dict[str, Any]]:
     """The chart's member RBAC manifest (docs/install.md), rendered for these job namespaces."""
@@ -383,6 +388,13 @@ def install_on_hub(cp: ChaosPlane, tmp: Path) -> tuple[Path, Path]:
     return token_kubeconfig(cp, "hub", OPERATOR_NAMESPACE, account, tmp / "operator.kubeconfig"), settings
 
 
+def remove_admission_policies(cp: ChaosPlane) -> None:
+    """Undo install_on_hub's ValidatingAdmissionPolicies (the rest is inert without the operator)."""
+    for doc in render_chart("tenancy"):
+        if doc["kind"].startswith("ValidatingAdmissionPolicy"):
+            cp.kubectl("hub", "delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found", check=False)
+
+
 def tenant_identity(cp: ChaosPlane, namespace_: str, name: str, rules: list[dict[str, Any]], tmp: Path) -> Kubectl:
     apply_objects(cp, "hub", role_for(namespace_, name, rules))
     return Kubectl(token_kubeconfig(cp, "hub", namespace_, name, tmp / f"{namespace_}-{name}.kubeconfig"), namespace_)
@@ -410,10 +422,14 @@ ATTACKS = {  # test -> (issue #12 item, the attack)
         "8", "job deleted while the operator is paused and the hub API server restarts"),
     "test_two_hubs_never_touch_each_others_jobs": ("9", "a second hub registers the same member namespace"),
     "test_oversized_template_refused_by_the_hub_api": ("10", "a 769 KB template"),
-    "test_trace_file_content_never_reaches_the_tenant": ("11", "a MemberCluster trace path naming a file with a secret"),
-    "test_policy_max_delay_caps_the_deadline": ("12", "a deadline 40 h away under a policy `maxDelay: 1h`"),
-    "test_tenant_reads_back_nothing_of_others": ("+", "status and Events of all team-a jobs, searched for others' data"),
-    "test_one_namespace_cannot_take_a_members_capacity": ("+", "nine 12 s jobs into a member with `maxJobsPerNamespace: 3`"),
+    "test_trace_file_content_never_reaches_the_tenant": (
+        "11", "a MemberCluster trace path naming a file with a secret"),
+    "test_policy_max_delay_caps_the_deadline": (
+        "12", "a deadline 40 h away under a policy `maxDelay: 1h`"),
+    "test_tenant_reads_back_nothing_of_others": (
+        "+", "status and Events of all team-a jobs, searched for others' data"),
+    "test_one_namespace_cannot_take_a_members_capacity": (
+        "+", "nine 12 s jobs into a member with `maxJobsPerNamespace: 3`"),
     "test_delete_and_recreate_mid_dispatch": ("+", "delete a running job, create it again with the same name at once"),
     "test_forged_status_cannot_point_the_operator_at_another_tenants_job": (
         "+", "status.memberJob forged to name team-b's running Job, then the job deleted"),
