@@ -36,7 +36,6 @@ ADMIN_MEMBER = "eu-de"       # the admin made team-a/team-b there, labelled rest
 CREATING_MEMBER = "eu-gb"    # createNamespaces: true, nothing made by the admin
 LEVEL = "restricted"
 JOB_UID = "carbonshift.io/job-uid"
-CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 
 
 def psa_labels(level: str) -> dict[str, str]:
@@ -284,9 +283,11 @@ class MemberRecorder:
         return [s for s in self.all("Job") if s.labels.get(JOB_UID) == caj_uid]
 
     def pods_for(self, caj_uid: str) -> list[Seen]:
-        """Every pod ever created by those Jobs (by the Job controller's uid label: pod labels are the tenant's)."""
+        """Every pod ever created by those Jobs, by the owner reference the Job controller sets (pod
+        labels are the tenant's, and a manual selector leaves out the controller-uid label)."""
         jobs = {(s.cluster, s.meta["uid"]) for s in self.jobs_for(caj_uid)}
-        return [s for s in self.all("Pod") if (s.cluster, s.labels.get(CONTROLLER_UID)) in jobs]
+        return [s for s in self.all("Pod")
+                if any((s.cluster, ref.get("uid")) in jobs for ref in s.meta.get("ownerReferences") or [])]
 
     def namespaces_since(self, t0: float) -> list[Seen]:
         return [s for s in self.all("Namespace") if s.first_at >= t0]
