@@ -310,10 +310,9 @@ def deleted_early(jobs: list[Seen]) -> list[Seen]:
 
 
 # ----- the installation ------------------------------------------------------------------------
-def member_rbac(release: str, namespaces: list[str]) -> list[dict[str, Any]]:
-    """The chart's member RBAC manifest (docs/install.md), rendered for these job namespaces."""
-    listed = "{" + ",".join(namespaces) + "}"
-    docs = render_chart(release, "memberRBAC.enabled=true", f"memberRBAC.jobNamespaces={listed}")
+def member_rbac(release: str) -> list[dict[str, Any]]:
+    """The chart's member RBAC manifest (docs/install.md)."""
+    docs = render_chart(release, "memberRBAC.enabled=true")
     config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-member-rbac"))
     return [d for d in yaml.safe_load_all(config_map["data"]["member-rbac.yaml"]) if d]
 
@@ -328,7 +327,7 @@ def prepare_member(cp: ChaosPlane, cluster: str, *, admin_namespaces: bool, tmp:
     tenant namespaces with Pod Security labels (or none, for a createNamespaces member), and a
     kubeconfig of the dispatcher identity. Returns that kubeconfig."""
     job_namespaces = [TEAM_A, TEAM_B]
-    objects = member_rbac("tenancy", job_namespaces)
+    objects = member_rbac("tenancy")
     if admin_namespaces:
         made = [namespace(ns, psa_labels(LEVEL)) for ns in job_namespaces]
         # Never apply the chart's unlabelled Namespace over the admin's labelled one.

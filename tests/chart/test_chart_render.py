@@ -231,11 +231,8 @@ def test_member_rbac_manifest(render: Callable[..., list[dict]]) -> None:
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]}]
-    roles = find(docs, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["batch-team", "carbonshift-jobs"]
-    for role in roles:
-        assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"],
-                                  "verbs": ["create", "get", "list", "watch", "patch", "delete"]}]
+    # No per-namespace Roles: a shared job namespace no longer exists.
+    assert not find(docs, "Role") and not find(docs, "RoleBinding")
     assert not find(render(), "ConfigMap", "carbonshift-member-rbac"), "off by default"
 
 
