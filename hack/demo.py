@@ -62,7 +62,15 @@ def _pids() -> dict[str, int]:
 
 
 def _alive(pid: int) -> bool:
-    return LocalControlPlane._alive(pid)
+    """Alive and still the demo's own process: PIDs are recycled, and a stale pids.json must never
+    make `make demo-stop` signal someone else's process (each demo process's command line names
+    this clone: its Python, or Prometheus' state folder)."""
+    if not LocalControlPlane._alive(pid):
+        return False
+    try:
+        return str(REPO_ROOT).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def start(name: str, argv: list[str]) -> None:

@@ -128,11 +128,22 @@ class LocalControlPlane:
         except (OSError, IndexError):
             return False
 
+    def _ours(self, pid: int) -> bool:
+        """Whether ``pid`` is alive AND still one of this plane's processes. PIDs are recycled: a
+        stale pids.json must never make `down` signal someone else's process (every component's
+        command line names this plane's state folder)."""
+        if not self._alive(pid):
+            return False
+        try:
+            return str(self.state_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
     def running(self) -> dict[str, int]:
-        return {name: pid for name, pid in self._pids().items() if self._alive(pid)}
+        return {name: pid for name, pid in self._pids().items() if self._ours(pid)}
 
     def _start(self, component: str, argv: list[str], pids: dict[str, int]) -> subprocess.Popen[bytes] | None:
-        if component in pids and self._alive(pids[component]):
+        if component in pids and self._ours(pids[component]):
             return None
         # Debian's etcd 3.4 lacks progress notifications, so the API server cannot serve
         # client-go's streaming watch-list; newer clients (kwok) fall back noisily without this.
@@ -377,7 +388,7 @@ class LocalControlPlane:
             except ClusterError:
                 # Leave nothing half-started behind: stop what this call started.
                 for name, pid in self._pids().items():
-                    if name not in already and self._alive(pid):
+                    if name not in already and self._ours(pid):
                         with contextlib.suppress(ProcessLookupError):
                             os.killpg(pid, signal.SIGKILL)
                 raise
@@ -428,7 +439,7 @@ class LocalControlPlane:
         stopped = []
         for name in order:
             pid = pids[name]
-            if self._alive(pid):
+            if self._ours(pid):
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -436,9 +447,9 @@ class LocalControlPlane:
                 stopped.append(name)
         end = time.monotonic() + 15
         for name in order:
-            while self._alive(pids[name]) and time.monotonic() < end:
+            while self._ours(pids[name]) and time.monotonic() < end:
                 time.sleep(0.1)
-            if self._alive(pids[name]):
+            if self._ours(pids[name]):
                 try:
                     os.killpg(pids[name], signal.SIGKILL)
                 except ProcessLookupError:
@@ -450,7 +461,7 @@ class LocalControlPlane:
         pids = self._pids()
         result: dict[str, dict[str, object]] = {}
         for name, pid in sorted(pids.items()):
-            result[name] = {"pid": pid, "running": self._alive(pid)}
+            result[name] = {"pid": pid, "running": self._ours(pid)}
         for spec in self.clusters:
             entry = result.setdefault(f"{spec.name}-apiserver", {"pid": None, "running": False})
             entry["ready"] = self._ready(spec) if (self.pki / "ca.crt").exists() else False
