@@ -360,6 +360,23 @@ def scaling(data: dict[str, Any] | None) -> str:
     return "\n".join(out)
 
 
+def kueue(data: dict[str, Any] | None) -> str:
+    head = ["## Kueue: admission latency with and without carbonshift", ""]
+    if not data:
+        return "\n".join(head + ["Not run in this `make bench` (BENCH_SKIP_OPERATOR=1, or Kueue could not start).", ""])
+    rows = [[r["label"], r["jobs"], r["admitted"], fmt(r["p50_s"]), fmt(r["p90_s"]), fmt(r["p99_s"]), fmt(r["max_s"]),
+             fmt(r["create_seconds"], 1), fmt(r["total_seconds"], 1)] for r in data["runs"]]
+    ratio = data.get("ratio") or {}
+    return "\n".join(head + [
+        f"{data['jobs']} batch/v1 Jobs without a carbon allowance, created in a burst on the hub (8 client threads), "
+        "through MultiKueue to three workers (`bench/kueue_latency.py`). Latency: from the Job's creation (client clock) "
+        "to its Workload's `Admitted` condition (a watch on the hub). *baseline*: Kueue alone (ClusterQueue with the "
+        "multikueue check only, Kueue's all-at-once dispatcher). *carbonshift*: the green-window check and carbonshift's "
+        "dispatcher (docs/kueue.md), nothing delayed.", "",
+        table(["run", "jobs", "admitted", "p50 s", "p90 s", "p99 s", "max s", "create s", "all admitted s"], rows), "",
+        f"Ratio carbonshift / baseline: p50 {fmt(ratio.get('p50_s'))}, p99 {fmt(ratio.get('p99_s'))}.", ""])
+
+
 def planner_speed_latest() -> str:
     path = common.out_dir() / "planner_speed.txt"
     if not path.exists():
@@ -392,13 +409,16 @@ def render(previous: Path) -> str:
              "bench/operator_scale.py --sizes 1000,5000 --paced-sizes 5000 --paced-rate 10` — the operator on the local control plane "
              "(then `CARBONSHIFT_STATE_DIR=$PWD/.state/bench CARBONSHIFT_PORT_OFFSET=300 hack/cluster down`)",
              "  - `.venv/bin/python bench/planner_scaling.py` — planner scaling",
+             "  - `.venv/bin/python bench/kueue_latency.py --jobs 1000` — Kueue with and without carbonshift "
+             "(on a plane started with `hack/cluster up --kueue`, same state folder and offset as above)",
              "  - `.venv/bin/python bench/planner_speed.py` — planner speed (the core's benchmark)",
              "  - `.venv/bin/python bench/report.py` — this file", "",
              temporal(common.read_result("carbon_temporal")),
              spatial(common.read_result("carbon_spatial")),
              onsite(common.read_result("carbon_onsite")),
              operator(common.read_result("operator_scale")),
-             scaling(common.read_result("planner_scaling"))]
+             scaling(common.read_result("planner_scaling")),
+             kueue(common.read_result("kueue_latency"))]
     speed = planner_speed_section(previous)
     if speed:
         parts.append(speed.rstrip() + "\n")
