@@ -181,8 +181,8 @@ def policy_specs(draw: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for key, strat in (("maxDelay", st.one_of(valid_durations, invalid_durations)),
                        ("allowedRegions", st.lists(regions, max_size=3, unique=True)),
-                       ("runNowBelowIntensity", numbers), ("objective", st.sampled_from(["carbon", "cost", "blend", "co2"])),
-                       ("blendWeight", numbers), ("batteryReservePercent", numbers), ("forecastSafetyMargin", numbers),
+                       ("runNowBelowIntensity", numbers),
+                       ("batteryReservePercent", numbers), ("forecastSafetyMargin", numbers),
                        ("signalFallback", st.sampled_from(["runNow", "lastForecast", "historicalProfile", "wait"])),
                        ("maxSignalAge", st.one_of(valid_durations, invalid_durations)), ("dryRun", st.booleans()),
                        ("podSecurityLevel", st.sampled_from(["baseline", "restricted", "privileged", ""]))):

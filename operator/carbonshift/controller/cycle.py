@@ -47,7 +47,7 @@ from carbonshift.controller.memberwatch import MemberJobCache
 from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
-from carbonshift.controller.signalhub import RegionReading, SignalHub
+from carbonshift.controller.signalhub import RegionReading, SignalHub, with_battery_reserve
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
                                               planner_options, saved_display)
@@ -505,10 +505,10 @@ class Scheduler(Cleanup):
         for ctx in waiting:
             fresh_only = ctx.policy.signal_fallback == "runNow"
             key = (fresh_only, ctx.policy.max_signal_age, ctx.policy.forecast_safety_margin,
-                   ctx.policy.run_now_below_g_per_kwh)
+                   ctx.policy.run_now_below_g_per_kwh, ctx.policy.battery_reserve_fraction)
             groups.setdefault(key, []).append(ctx)
-        for (fresh_only, max_age, _, _), members in groups.items():
-            signals = self._region_signals(view, fresh_only, max_age)
+        for (fresh_only, max_age, _, _, reserve), members in groups.items():
+            signals = with_battery_reserve(self._region_signals(view, fresh_only, max_age), reserve)
             self._mark_staleness(members, view, max_age)
             if not signals:
                 for ctx in members:
@@ -920,7 +920,8 @@ class Scheduler(Cleanup):
         remaining = sum((_parse_time(w["end"]) - max(view.now, _parse_time(w["start"])) for w in future), timedelta())
         if remaining <= timedelta(0):
             return False
-        signals = self._region_signals(view, False, ctx.policy.max_signal_age)
+        signals = with_battery_reserve(self._region_signals(view, False, ctx.policy.max_signal_age),
+                                       ctx.policy.battery_reserve_fraction)
         snapshot = build_snapshot(signals)
         base = core_job(ctx.model, ctx.policy, ctx.regions, self._submitted(ctx, view.now), earliest=view.now,
                         min_watts_per_cpu=self.settings.min_watts_per_cpu)

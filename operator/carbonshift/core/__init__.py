@@ -8,7 +8,7 @@ same code plans live jobs, answers what-if questions and computes the perfect-fo
 from carbonshift.core.batch import BatchOrder, plan_jobs
 from carbonshift.core.flow import plan_interruptible_lp
 from carbonshift.core.forecast import smooth_forecast
-from carbonshift.core.model import Battery, Capacity, Fallback, Job, Objective, PlannerOptions, RegionSignals
+from carbonshift.core.model import Battery, Capacity, Fallback, Job, PlannerOptions, RegionSignals
 from carbonshift.core.plan import Plan, Reason, ReasonCode
 from carbonshift.core.single import plan_job
 from carbonshift.core.snapshot import Snapshot, build_snapshot
@@ -19,7 +19,6 @@ __all__ = [
     "Capacity",
     "Fallback",
     "Job",
-    "Objective",
     "Plan",
     "PlannerOptions",
     "Reason",
