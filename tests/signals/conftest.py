@@ -17,20 +17,18 @@ _OPERATOR_DIR = str(Path(__file__).resolve().parents[2] / "operator")
 if _OPERATOR_DIR not in sys.path:
     sys.path.insert(0, _OPERATOR_DIR)
 
-import asyncio  # noqa: E402
 import json
 import random
 import shutil
-import socket
 import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -92,7 +90,7 @@ def fake_api() -> Iterator[FakeApi]:
     api = FakeApi(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             headers = {k.lower(): v for k, v in self.headers.items()}

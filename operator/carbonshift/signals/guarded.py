@@ -95,4 +95,4 @@ class GuardedProvider:
                 ) from exc
             history = history_or_none
         fallback = profile_forecast(history, now=now, horizon=horizon)
-        return fallback.replace(notes=fallback.notes + (f"fallback because: {cause}",))
+        return fallback.replace(notes=(*fallback.notes, f"fallback because: {cause}"))

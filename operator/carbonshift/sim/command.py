@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pandas as pd
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result, "config": config}))
         return 0
     by_region = {r: engine.run(trace, _workload(args, r), _scenario(args, (r,), r)) for r in regions}
-    total = {k: sum(v[k] for v in by_region.values()) for k in ("jobs", "baseline_g", "planned_g", "oracle_g", "deadline_misses", "infeasible")}
+    total: dict[str, Any] = {k: sum(v[k] for v in by_region.values()) for k in ("jobs", "baseline_g", "planned_g", "oracle_g", "deadline_misses", "infeasible")}
     base = total["baseline_g"]
     total["savings_pct"] = round(100 * (1 - total["planned_g"] / base), 3) if base else 0.0
     total["oracle_savings_pct"] = round(100 * (1 - total["oracle_g"] / base), 3) if base else 0.0
