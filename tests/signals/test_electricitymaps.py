@@ -116,13 +116,14 @@ def test_rate_limit_honours_retry_after(fake_api: Any, retry: RetryPolicy, fake_
     assert fake_sleep.delays == [7.0]
 
 
-def test_forecast_outage_falls_back_to_weekly_profile(fake_api: Any, retry: RetryPolicy) -> None:
+def test_forecast_outage_falls_back_to_builtin_forecast(fake_api: Any, retry: RetryPolicy) -> None:
     fake_api.json("/v3/carbon-intensity/forecast", {"error": "boom"}, status=503)
     fake_api.json("/v3/carbon-intensity/history", history_body())
     p = provider(fake_api.url, retry)
     p.profile_history = timedelta(hours=24)  # history endpoint covers the past 24 h
     s = run(p.forecast(timedelta(hours=4)))
-    assert s.kind is SeriesKind.PROFILE_FALLBACK and len(s) == 4
+    # Hourly from the hour containing now (not on the hour) until now + 4 h: five points.
+    assert s.kind is SeriesKind.BUILTIN_FORECAST and len(s) == 5 and s.points[-1][0] + timedelta(hours=1) >= NOW + timedelta(hours=4)
     assert any("fallback because" in n for n in s.notes)
 
 

@@ -82,10 +82,10 @@ def test_forecast_from_future_timestamped_samples(prometheus_server: Any, retry:
     assert len(s) == 5 and s.points[2] == (AT + timedelta(hours=2), pytest.approx(trace_value(AT + timedelta(hours=2))))
 
 
-def test_no_forecast_query_falls_back_to_weekly_profile(prometheus_server: Any, retry: RetryPolicy) -> None:
+def test_no_forecast_query_falls_back_to_builtin_forecast(prometheus_server: Any, retry: RetryPolicy) -> None:
     p = provider(prometheus_server.url, retry, at=datetime(2020, 6, 5, 18, tzinfo=timezone.utc), forecastQuery="")
     s = run(p.forecast(timedelta(hours=12)))
-    assert s.kind is SeriesKind.PROFILE_FALLBACK and len(s) == 12
+    assert s.kind is SeriesKind.BUILTIN_FORECAST and len(s) == 12
 
 
 def test_stale_after_the_data_stops(prometheus_server: Any, retry: RetryPolicy) -> None:

@@ -50,8 +50,9 @@ def forecast_day_ahead(history: FloatArray, step_seconds: int, first_step_epoch:
     if known.size == 0:
         return np.full(horizon, np.nan)
     per_day = round(DAY_S / step_seconds)
-    days = min(PROFILE_DAYS, y.size // per_day) if per_day >= 1 else 0
-    if days < _MIN_DAYS or np.isnan(y[y.size - days * per_day:]).all():
+    # Whole days from the first known value on (leading gaps, e.g. a new exporter, are no days).
+    days = min(PROFILE_DAYS, (y.size - known[0]) // per_day) if per_day >= 1 else 0
+    if days < _MIN_DAYS:
         return np.full(horizon, max(0.0, float(y[known[-1]])))
     y = y[y.size - days * per_day:]
     profile = _daily_profile(y.reshape(days, per_day))

@@ -41,10 +41,11 @@ LBS_PER_MWH_TO_G_PER_KWH = 0.453592
 
 
 class SeriesKind(str, enum.Enum):
-    """What the values are: measurements, a provider's forecast, or our historical profile."""
+    """What the values are: measurements, a provider's forecast, our forecast from history, or our profile."""
 
     ACTUAL = "actual"
     FORECAST = "forecast"
+    BUILTIN_FORECAST = "builtin-forecast"
     PROFILE_FALLBACK = "profile-fallback"
 
 
