@@ -37,18 +37,13 @@ from carbonshift.signals import RetryPolicy
 from carbonshift.signals import exporter as exp
 from carbonshift.signals.openmetrics import Family, write_openmetrics
 from carbonshift.signals.trace import CalendarTimeMap
-from signals_support import FakeSleep, free_port
+from signals_support import (
+    BACKFILL_END, BACKFILL_START, KEPLER_END, KEPLER_POD, KEPLER_START, KEPLER_WATTS, FakeSleep, free_port,
+)
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 
-#: The backfilled period (the calendar map replays the same dates of the traces' 2022).
-BACKFILL_START = datetime(2020, 6, 1, tzinfo=timezone.utc)
-BACKFILL_END = datetime(2020, 6, 6, tzinfo=timezone.utc)
-KEPLER_POD = ("batch", "train-1")
-KEPLER_WATTS = 100.0
-KEPLER_START = datetime(2020, 6, 2, 0, tzinfo=timezone.utc)
-KEPLER_END = datetime(2020, 6, 2, 6, tzinfo=timezone.utc)
 
 @pytest.fixture
 def fake_sleep() -> FakeSleep:

@@ -29,8 +29,7 @@ from carbonshift.signals import (
 )
 from carbonshift.signals.kepler import KEPLER_LEGACY
 from carbonshift.signals.prometheus import PrometheusSource, parse_duration
-from conftest import BACKFILL_END, KEPLER_POD, KEPLER_WATTS
-from signals_support import run
+from signals_support import BACKFILL_END, KEPLER_POD, KEPLER_WATTS, run
 
 pytestmark = pytest.mark.prometheus
 
