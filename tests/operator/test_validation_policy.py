@@ -211,3 +211,15 @@ def test_a_mapped_namespace_name_is_not_shared_with_the_hub_namespace_of_that_na
     assert swapped.spec.serves_namespace("a") and swapped.spec.serves_namespace("b")
     closed = member("eu-de", "eu-de", allowedNamespaces=["team-b"])
     assert not closed.spec.serves_namespace("team-a") and closed.spec.serves_namespace("team-b")
+
+
+def test_a_plan_on_the_builtin_forecast_says_so() -> None:
+    from carbonshift.controller.signalhub import RegionReading
+    from carbonshift.controller.translate import signal_reasons
+
+    signals = RegionSignals("eu-de", NOW, timedelta(hours=1), np.full(4, 300.0), None, None, None, 1.0)
+    ours = RegionReading("eu-de", "m", signals, NOW, 300.0, "prometheus:DE", "builtin-forecast")
+    assert [r["code"] for r in signal_reasons(ours)] == ["BuiltinForecast"]
+    assert "prometheus:DE" in signal_reasons(ours)[0]["message"]
+    theirs = RegionReading("eu-de", "m", signals, NOW, 300.0, "electricitymaps:DE", "forecast")
+    assert signal_reasons(theirs) == [] and signal_reasons(None) == []

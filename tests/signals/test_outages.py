@@ -82,8 +82,8 @@ def test_profile_fallback_after_outage_uses_last_good_history(fake_api: Any, ret
     p.profile_history = timedelta(days=14)
     fake_api.routes["/intensity/" + start.strftime("%Y-%m-%dT%H:%MZ") + "/" + NOW.strftime("%Y-%m-%dT%H:%MZ")] = (
         lambda q, h: (200, {}, {"data": periods}))
-    first = run(p.forecast(timedelta(hours=3)))  # forecast route missing (404) -> profile from history
-    assert first.kind.value == "profile-fallback"
+    first = run(p.forecast(timedelta(hours=3)))  # forecast route missing (404) -> built-in forecast from history
+    assert first.kind.value == "builtin-forecast"
     fake_api.routes.clear()
     p._cache.invalidate()
     p._history_cache._values = {k: (NOW - timedelta(seconds=1), v) for k, (_, v) in p._history_cache._values.items()}

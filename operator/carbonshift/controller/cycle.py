@@ -50,7 +50,7 @@ from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub, with_battery_reserve
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
-                                              planner_options, saved_display)
+                                              planner_options, saved_display, signal_reasons)
 from carbonshift.controller.validation import (
     EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
 )
@@ -583,7 +583,8 @@ class Scheduler(Cleanup):
             return
         decision = decision_from_plan(plan, member.metadata.name, now, ctx.model.spec.interruptible,
                                       admission_reasons(ctx.model, ctx.policy, self._submitted(ctx, now),
-                                                        self.settings.min_watts_per_cpu))
+                                                        self.settings.min_watts_per_cpu)
+                                      + signal_reasons(view.readings.get(plan.region)))
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
             old_start = _parse_time(old["start"])

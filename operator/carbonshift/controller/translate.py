@@ -15,13 +15,16 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
 from carbonshift.api.job import format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.controller.validation import EffectivePolicy
+
+if TYPE_CHECKING:
+    from carbonshift.controller.signalhub import RegionReading
 
 
 #: Watts assumed for a job that declares neither power nor energy and requests no CPU.
@@ -230,3 +233,18 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     if power.raised:
         reasons.append({"code": "PowerRaised", "message": power.message[:1024]})
     return reasons
+
+
+# The RegionReading.kind (a SeriesKind value) of a forecast the operator made itself from history.
+BUILTIN_FORECAST_KIND = "builtin-forecast"
+
+
+def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
+    """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
+    forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
+    provider's."""
+    if reading is None or reading.kind != BUILTIN_FORECAST_KIND:
+        return []
+    return [{"code": "BuiltinForecast",
+             "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
+                        "forecast from the signal's own history"[:1024]}]
