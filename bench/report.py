@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import common
+import forecast_rows
+import peers
 from common import fmt, table
 
 DOC = common.REPO_ROOT / "docs" / "benchmarks.md"
@@ -419,7 +421,7 @@ def scaling(data: dict[str, Any] | None) -> str:
            f"{b['regions']} regions, {b['slots']} slots; median of {data['runs']} runs; capacity limits = 400 concurrent "
            "jobs per region. Slope = exponent of a log-log fit (1 = linear).", ""]
     rows = []
-    for key, c in data["curves"].items():
+    for c in data["curves"].values():
         if c["axis"] == "product":
             pts = "; ".join(f"{p['jobs']:,}×{p['regions']}×{p['slots']:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
             label = "all three (slope vs. the product)"
@@ -522,6 +524,9 @@ def render(previous: Path) -> str:
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py` — built-in forecaster",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/planner_bound.py` — greedy planner vs. "
              "a lower bound under capacity limits",
+             "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecast_rows.py` — savings under real "
+             "forecasts (DACF grids, whole-window and online)",
+             "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py` — peers' rules on the same jobs",
              "  - `.venv/bin/python bench/report.py` — this file", "",
              temporal(common.read_result("carbon_temporal")),
              spatial(common.read_result("carbon_spatial")),
@@ -529,7 +534,9 @@ def render(previous: Path) -> str:
              onsite(common.read_result("carbon_onsite")),
              operator(common.read_result("operator_scale")),
              scaling(common.read_result("planner_scaling")),
-             forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs"))]
+             forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs")),
+             forecast_rows.report_section(common.read_result("forecast_rows")),
+             peers.report_section(common.read_result("peers"))]
     old = previous.read_text() if previous.exists() else ""
     parts = [keep_previous(part, old) for part in parts]
     speed = planner_speed_section(previous)

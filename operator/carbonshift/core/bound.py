@@ -83,7 +83,7 @@ def emissions_lower_bound(
             stale += 1
             if stale >= 8:
                 theta, stale = theta / 2.0, 0
-        if not limited.any() or (excess <= 1e-9).all() and float((lam * -excess).sum()) <= 1e-9 * max(1.0, abs(value)):
+        if not limited.any() or ((excess <= 1e-9).all() and float((lam * -excess).sum()) <= 1e-9 * max(1.0, abs(value))):
             return Bound(grams=value, iterations=iterations, exact=True)  # feasible and complementary: optimal
         if upper_g is not None and upper_g - best <= tolerance * max(1.0, abs(upper_g)):
             break
