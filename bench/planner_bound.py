@@ -40,7 +40,7 @@ def run(quick: bool) -> dict[str, Any]:
         jobs = jobs[:300]
     rows: list[dict[str, Any]] = []
     for label, regions, cap, inter in CASES:
-        capacity = {r: cap for r in regions} if cap is not None else {}
+        capacity = dict.fromkeys(regions, cap) if cap is not None else {}
         t = time.perf_counter()
         oracle = engine.run(trace, jobs, engine.Scenario(regions=regions, home="ger", capacity=capacity, interruptible=inter))
         noisy = engine.run(trace, jobs, engine.Scenario(regions=regions, home="ger", capacity=capacity, interruptible=inter,
