@@ -69,7 +69,7 @@ def region_result(region: str, stride: int) -> dict[str, Any]:
         errors["weekly_profile"].append(mape(weekly_profile(epochs, actual, i, 24), day))
         errors["dacf"].append(mape(dacf[i:i + 24], day))
     # One decision per hour: a 1 h job may start in any of the next 24 hours.
-    saved = {name: 0.0 for name in errors}
+    saved = dict.fromkeys(errors, 0.0)
     oracle = 0.0
     for i in range(first, len(actual) - 24, 3 * stride):
         window = actual[i:i + 24]

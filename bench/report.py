@@ -343,7 +343,7 @@ def scaling(data: dict[str, Any] | None) -> str:
            f"{b['regions']} regions, {b['slots']} slots; median of {data['runs']} runs; capacity limits = 400 concurrent "
            "jobs per region. Slope = exponent of a log-log fit (1 = linear).", ""]
     rows = []
-    for key, c in data["curves"].items():
+    for c in data["curves"].values():
         if c["axis"] == "product":
             pts = "; ".join(f"{p['jobs']:,}×{p['regions']}×{p['slots']:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
             label = "all three (slope vs. the product)"

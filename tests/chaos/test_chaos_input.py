@@ -31,8 +31,8 @@ from chaos_support import (
 
 EXAMPLES = 300 if FULL else 40
 REAL_EXAMPLES = 60 if FULL else 12
-HSETTINGS = dict(deadline=None, database=None, derandomize=True, print_blob=True,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HSETTINGS: dict[str, Any] = {"deadline": None, "database": None, "derandomize": True, "print_blob": True,
+                              "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 DURATION_RE = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
 UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 GO_MAX_NS = 2**63 - 1

@@ -11,10 +11,16 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
 import numpy as np
+from carbonshift.core import (
+    BatchOrder,
+    Job,
+    ReasonCode,
+    RegionSignals,
+    plan_job,
+    plan_jobs,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from carbonshift.core import BatchOrder, Job, RegionSignals, ReasonCode, plan_job, plan_jobs
 
 T0 = datetime(2021, 3, 1, tzinfo=timezone.utc)
 SLOT = timedelta(minutes=30)

@@ -29,6 +29,7 @@ from carbonshift.signals import (
 from signals_support import run
 
 NOW = datetime(2024, 5, 1, 12, 10, tzinfo=timezone.utc)
+NOW_HOUR = NOW.replace(minute=0)
 TOKEN = "em-secret-token-value"
 SECRETS = StaticSecretReader({("carbonshift-system", "em"): {"token": TOKEN}})
 
@@ -37,7 +38,7 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def latest(value: float = 302, at: datetime = NOW.replace(minute=0), zone: str = "DE") -> dict[str, Any]:
+def latest(value: float = 302, at: datetime = NOW_HOUR, zone: str = "DE") -> dict[str, Any]:
     return {"zone": zone, "carbonIntensity": value, "datetime": _iso(at), "updatedAt": _iso(at + timedelta(minutes=5)),
             "createdAt": _iso(at - timedelta(days=3)), "emissionFactorType": "lifecycle", "isEstimated": False,
             "estimationMethod": None}
@@ -72,7 +73,7 @@ def test_current_value_sends_token_and_zone(fake_api: Any, retry: RetryPolicy, c
     s = run(p.current())
     assert s.latest == (NOW.replace(minute=0), 302.0) and s.kind is SeriesKind.ACTUAL
     assert s.observed_at == NOW.replace(minute=0) and s.unit == "gCO2eq/kWh"
-    path, query, headers = fake_api.requests[0]
+    _, query, headers = fake_api.requests[0]
     assert query["zone"] == ["DE"] and headers["auth-token"] == TOKEN
     assert TOKEN not in caplog.text and TOKEN not in repr(p)
 

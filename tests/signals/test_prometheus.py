@@ -29,8 +29,7 @@ from carbonshift.signals import (
 )
 from carbonshift.signals.kepler import KEPLER_LEGACY
 from carbonshift.signals.prometheus import PrometheusSource, parse_duration
-from conftest import BACKFILL_END, KEPLER_POD, KEPLER_WATTS
-from signals_support import run
+from signals_support import BACKFILL_END, KEPLER_POD, KEPLER_WATTS, run
 
 pytestmark = pytest.mark.prometheus
 
@@ -116,7 +115,7 @@ def test_query_errors_are_reported_with_prometheus_own_message(prometheus_server
     prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
     with pytest.raises(SignalConfigError, match=r"bad query sum\(: HTTP 400 bad_data: .*parse error"):
         run(prom.instant("sum("))
-    with pytest.raises(SignalConfigError, match="HTTP 422 execution: .*many-to-many matching not allowed"):
+    with pytest.raises(SignalConfigError, match=r"HTTP 422 execution: .*many-to-many matching not allowed"):
         run(prom.instant("carbonshift_grid_intensity_g_per_kwh + on() carbonshift_grid_intensity_g_per_kwh"))
     with pytest.raises(SignalConfigError, match="end timestamp must not be before start time"):
         run(prom.range(DE, AT, AT - timedelta(hours=1), timedelta(minutes=15)))

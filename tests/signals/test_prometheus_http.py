@@ -42,7 +42,7 @@ def test_instant_query_request_and_answer(fake_api: Any, retry: RetryPolicy) -> 
     fake_api.json("/prefix/api/v1/query", VECTOR)
     prom = source(fake_api.url + "/prefix/", retry, headers={"Authorization": "Bearer s3cret"})
     assert run(prom.instant('x{region="de"}')) == [({"region": "de"}, AT, 321.5)]
-    path, query, headers = fake_api.requests[0]
+    _, query, headers = fake_api.requests[0]
     assert query == {"query": ['x{region="de"}'], "time": [str(AT.timestamp())]}
     assert headers["authorization"] == "Bearer s3cret"
 

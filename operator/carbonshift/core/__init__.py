@@ -6,6 +6,7 @@ same code plans live jobs, answers what-if questions and computes the perfect-fo
 """
 
 from carbonshift.core.batch import BatchOrder, plan_jobs
+from carbonshift.core.bound import Bound, emissions_lower_bound
 from carbonshift.core.flow import plan_interruptible_lp
 from carbonshift.core.forecast import smooth_forecast
 from carbonshift.core.model import Battery, Capacity, Fallback, Job, PlannerOptions, RegionSignals
@@ -16,6 +17,7 @@ from carbonshift.core.snapshot import Snapshot, build_snapshot
 __all__ = [
     "Battery",
     "BatchOrder",
+    "Bound",
     "Capacity",
     "Fallback",
     "Job",
@@ -26,6 +28,7 @@ __all__ = [
     "RegionSignals",
     "Snapshot",
     "build_snapshot",
+    "emissions_lower_bound",
     "plan_interruptible_lp",
     "plan_job",
     "plan_jobs",

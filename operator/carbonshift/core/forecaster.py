@@ -49,7 +49,7 @@ def forecast_day_ahead(history: FloatArray, step_seconds: int, first_step_epoch:
     known = np.flatnonzero(~np.isnan(y))
     if known.size == 0:
         return np.full(horizon, np.nan)
-    per_day = int(round(DAY_S / step_seconds))
+    per_day = round(DAY_S / step_seconds)
     # Whole days from the first known value on (leading gaps, e.g. a new exporter, are no days).
     days = min(PROFILE_DAYS, (y.size - known[0]) // per_day) if per_day >= 1 else 0
     if days < _MIN_DAYS:
@@ -59,7 +59,7 @@ def forecast_day_ahead(history: FloatArray, step_seconds: int, first_step_epoch:
     anomaly = _carry_forward(y - np.tile(profile, days))
     day_mean = _trailing_mean(anomaly, per_day)
     b, g = _fit_leads(anomaly, day_mean, per_day, horizon)
-    forecast = profile[np.arange(horizon) % per_day] + b * anomaly[-1] + g * day_mean[-1]
+    forecast: FloatArray = profile[np.arange(horizon) % per_day] + b * anomaly[-1] + g * day_mean[-1]
     return np.maximum(forecast, 0.0)
 
 
@@ -71,7 +71,8 @@ def _daily_profile(days: FloatArray) -> FloatArray:
     total = (weights[:, None] * seen).sum(axis=0)
     weighted = (weights[:, None] * np.where(seen, days, 0.0)).sum(axis=0)
     profile = np.divide(weighted, total, out=np.full(days.shape[1], np.nan), where=total > 0)
-    return np.where(np.isnan(profile), np.nanmean(profile), profile)
+    filled: FloatArray = np.where(np.isnan(profile), np.nanmean(profile), profile)
+    return filled
 
 
 def _carry_forward(values: FloatArray) -> FloatArray:

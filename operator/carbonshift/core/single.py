@@ -90,7 +90,7 @@ def make_context(
     the ledger; the batch planner caches it per power when the snapshot has no solar.
     """
     if job.home_region in snap.regions:
-        home = snap.index(job.home_region)  # type: ignore[arg-type]
+        home = snap.index(job.home_region)
     else:
         home = int(np.flatnonzero(allowed)[0])
     baseline = _contiguous_cost(energy.cost_g[home], window.earliest, window.n_slots, window.last_fraction)
@@ -123,7 +123,7 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
         full = np.zeros_like(invalid)
     battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
     if battery is not None:
-        for r in np.flatnonzero(ctx.allowed & (battery > 0)):
+        for r in np.flatnonzero(ctx.allowed & (battery > 0)).tolist():
             sums[r] -= battery_savings_per_window(
                 ctx.energy.grid_wh[r, e:stop], snap.intensity[r, e:stop], d, frac,
                 float(battery[r]), ctx.ledger.discharge_left_wh(r)[e:stop],

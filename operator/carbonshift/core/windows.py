@@ -45,7 +45,8 @@ def first_minimum(values: FloatArray) -> IntArray:
     low = values.min(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore"):
         near = values <= low + TIE_RTOL * np.maximum(1.0, np.abs(low))
-    return np.argmax(near, axis=-1)
+    first: IntArray = np.argmax(near, axis=-1)
+    return first
 
 
 def window_any(flag: BoolArray, n_slots: int) -> BoolArray:

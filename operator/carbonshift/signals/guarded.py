@@ -99,4 +99,4 @@ class GuardedProvider:
             history = history_or_none
         make = builtin_forecast if builtin else profile_forecast
         fallback = make(history, now=now, horizon=horizon)
-        return fallback.replace(notes=fallback.notes + (f"fallback because: {cause}",))
+        return fallback.replace(notes=(*fallback.notes, f"fallback because: {cause}"))
