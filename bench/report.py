@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import common
+import forecast_rows
+import peers
 from common import fmt, table
 
 DOC = common.REPO_ROOT / "docs" / "benchmarks.md"
@@ -474,6 +476,9 @@ def render(previous: Path) -> str:
              "  - `.venv/bin/python bench/planner_speed.py` — planner speed (the core's benchmark)",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py` — built-in forecaster",
              "  - `.venv/bin/python bench/solar_forecast.py` — on-site solar forecast",
+             "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecast_rows.py` — savings under real "
+             "forecasts (DACF grids, whole-window and online)",
+             "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py` — peers' rules on the same jobs",
              "  - `.venv/bin/python bench/report.py` — this file", "",
              temporal(common.read_result("carbon_temporal")),
              spatial(common.read_result("carbon_spatial")),
@@ -481,7 +486,9 @@ def render(previous: Path) -> str:
              operator(common.read_result("operator_scale")),
              scaling(common.read_result("planner_scaling")),
              forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs")),
-             solar_forecast(common.read_result("solar_forecast"))]
+             solar_forecast(common.read_result("solar_forecast")),
+             forecast_rows.report_section(common.read_result("forecast_rows")),
+             peers.report_section(common.read_result("peers"))]
     speed = planner_speed_section(previous)
     if speed:
         parts.append(speed.rstrip() + "\n")
