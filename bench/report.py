@@ -481,9 +481,10 @@ def forecaster(data: dict[str, Any] | None, libs: dict[str, Any] | None) -> str:
             f"{refit['history_hours']} hourly values each takes {refit['median_s']:.3f} s (median of the runs, "
             f"max {refit['max_s']:.3f} s) on this shared machine, so the operator refits every cycle.", ""]
     if libs:
-        out += ["Libraries made for time series, measured on the same days (24 h ahead at 00:00 UTC from 28 days) in a "
-                "separate virtualenv: `python3 -m venv /tmp/fc-eval && /tmp/fc-eval/bin/pip install statsforecast "
-                "statsmodels && PYTHONPATH=operator /tmp/fc-eval/bin/python bench/forecaster_libs.py` "
+        out += [f"Libraries made for time series against the built-in forecaster, every {libs['stride_days']}th of "
+                "those days (24 h ahead at 00:00 UTC from 28 days), in a separate virtualenv: `python3 -m venv "
+                "/tmp/fc-eval && /tmp/fc-eval/bin/pip install statsforecast statsmodels && "
+                f"FORECASTER_LIBS_STRIDE={libs['stride_days']} /tmp/fc-eval/bin/python bench/forecaster_libs.py` "
                 f"(installed: {libs['installed_mb']:.0f} MB of site-packages against {libs['numpy_mb']:.0f} MB for "
                 "NumPy alone).", ""]
         out.append(table(["Model", "Mean MAPE", *REGION_ORDER, "Import s", "First fit s", "Median fit s"],
@@ -495,6 +496,34 @@ def forecaster(data: dict[str, Any] | None, libs: dict[str, Any] | None) -> str:
 
 
 REGION_ORDER = ("CISO", "PJM", "ERCO", "ISNE", "SE", "DE")
+
+
+def solar_forecast(data: dict[str, Any] | None) -> str:
+    if not data:
+        return "## On-site solar forecast\n\nNot run in this invocation.\n"
+    modes = data["modes"]
+    out = ["## On-site solar forecast", "",
+           "Command: `.venv/bin/python bench/solar_forecast.py`. Sites: the ten cities of "
+           f"{VESSIM_CITE.split(' — ')[0].replace(' (Berlin)', '')} (timestamps are UTC: the daily peaks fall on each "
+           f"city's solar noon), scaled to {data['pv_peak_kw']:.0f} kW peak, hourly, {data['days']} days from "
+           f"2022-06-11 (the three days before are history). The grid is a constant {data['grid_g_per_kwh']:.0f} g/kWh, "
+           f"so solar is the only reason to move a job. {data['jobs']} jobs of {data['job_kw']:.0f} kW (PUE "
+           f"{data['pue']}), 1–4 h, non-interruptible, four a day at random hours, each due 24 h after submission, "
+           "planned once at submission by the core planner (`plan_job`) on the solar forecast issued then (net of "
+           "the jobs planned before it), scored on the actual PV (solar used in an hour = min(demand, PV)). "
+           "*hold 1 h*: the operator's rule for a site without a location (the current output for one hour, then "
+           "none); *clear-sky*: `core/solar.py` (a clear-sky curve for the city's latitude and longitude, scaled by "
+           "the last hour's and last three days' output), used when `spec.energy.latitude`/`longitude` are set; "
+           "*perfect*: the actual PV, the bound for this planner. Cells: share of the jobs' energy from solar.", ""]
+    out.append(table(["City", *modes], [[r["city"], *(pct(r[m]["green_pct"]) for m in modes)] for r in data["rows"]]))
+    mean = {m: sum(r[m]["green_pct"] for r in data["rows"]) / len(data["rows"]) for m in modes}
+    solar = {m: sum(r[m]["solar_kwh"] for r in data["rows"]) for m in modes}
+    out += ["", "Mean over the sites: " + ", ".join(f"{m} {pct(mean[m])}" for m in modes) + f"; solar energy used: "
+            + ", ".join(f"{m} {fmt(solar[m], 0)} kWh" for m in modes) + ". On a flat grid the hold rule never sees "
+            "solar beyond the next hour, so it plans exactly as running at submission; on a real grid it can "
+            "still catch the sun by accident when the grid's cheapest hour is a sunny one. The operator re-plans "
+            "every cycle, which this one-shot plan does not.", ""]
+    return "\n".join(out)
 
 
 def render(previous: Path) -> str:
@@ -524,6 +553,7 @@ def render(previous: Path) -> str:
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py` — built-in forecaster",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/planner_bound.py` — greedy planner vs. "
              "a lower bound under capacity limits",
+             "  - `.venv/bin/python bench/solar_forecast.py` — on-site solar forecast",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecast_rows.py` — savings under real "
              "forecasts (DACF grids, whole-window and online)",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py` — peers' rules on the same jobs",
@@ -535,6 +565,7 @@ def render(previous: Path) -> str:
              operator(common.read_result("operator_scale")),
              scaling(common.read_result("planner_scaling")),
              forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs")),
+             solar_forecast(common.read_result("solar_forecast")),
              forecast_rows.report_section(common.read_result("forecast_rows")),
              peers.report_section(common.read_result("peers"))]
     old = previous.read_text() if previous.exists() else ""

@@ -124,3 +124,16 @@ def test_forecaster_bench_runs_small_and_reports(quick_env: Path) -> None:
     assert all(r["mape_pct"]["builtin"] < r["mape_pct"]["weekly_profile"] for r in data["rows"])
     section = report.forecaster(data, None)
     assert "| DE |" in section and "Built-in MAPE" in section
+
+
+@pytest.mark.research_data("vessim")
+def test_solar_forecast_bench_runs_small_and_reports(quick_env: Path) -> None:
+    import common
+    import report
+    import solar_forecast
+
+    solar_forecast.main()
+    data = common.read_result("solar_forecast")
+    assert data and data["rows"]
+    assert all(r["clear-sky"]["solar_kwh"] >= r["hold 1 h"]["solar_kwh"] for r in data["rows"])
+    assert "| Berlin |" in report.solar_forecast(data)
