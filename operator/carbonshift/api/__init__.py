@@ -67,7 +67,6 @@ from .policy import (
     CarbonPolicy,
     CarbonPolicySpec,
     CarbonPolicyStatus,
-    Objective,
     SignalFallback,
 )
 
@@ -115,7 +114,6 @@ __all__ = [
     "MemberConditionType",
     "MemberJobRef",
     "ObjectMeta",
-    "Objective",
     "Placement",
     "PodSecurityLevel",
     "PowerEstimate",

@@ -216,7 +216,7 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kopf.objects", "kopf.activities.probe", "urllib3", "httpx", "aiohttp.access"):
+    for noisy in ("kopf.objects", "kopf.activities.probe", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(args)
     identity = args.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,26 @@ import numpy as np
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
 from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
+from carbonshift.core.solar import forecast_solar
+from carbonshift.signals import Series
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
 log = logging.getLogger(__name__)
 
 # Longest a scheduling cycle waits for one provider (real seconds); see SignalHub.read.
 READ_BUDGET_S = 3.0
-# Solar has no forecast source yet: the current surplus is assumed to persist this long.
+# Solar of a site without a location (spec.energy latitude/longitude): the current output is
+# assumed to persist this long. With a location, a clear-sky model for the site is scaled by the
+# last SOLAR_HISTORY of measured output (core/solar.py), refetched at most every SOLAR_HISTORY_TTL.
 SOLAR_PERSISTENCE = timedelta(hours=1)
+SOLAR_HISTORY = timedelta(days=3)
+SOLAR_HISTORY_TTL = timedelta(minutes=10)
+
+
+def with_battery_reserve(signals: list[RegionSignals], reserve_fraction: float) -> list[RegionSignals]:
+    """The regions as one policy's jobs see them: each site battery usable down to ``reserve_fraction``."""
+    return [s if s.battery is None else replace(s, battery=replace(s.battery, reserve_fraction=reserve_fraction))
+            for s in signals]
 
 
 @dataclass
@@ -53,6 +65,9 @@ class _MemberSignals:
     energy: PrometheusEnergy | None
     last_good: RegionReading | None = None
     pending: asyncio.Future[Any] | None = None  # a provider fetch still running from an earlier cycle
+    location: tuple[float, float] | None = None  # the site's (latitude, longitude), for the solar forecast
+    solar_history: Series | None = None
+    solar_history_at: datetime | None = None
 
 
 @dataclass
@@ -83,6 +98,8 @@ class SignalHub:
             provider = build_provider(config, secrets=self.secrets, now=self.now, data_dir=self.data_dir)
             energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
+            if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
+                current.location = (spec.energy.latitude, spec.energy.longitude)
             self._members[name] = current
         return current
 
@@ -90,10 +107,12 @@ class SignalHub:
     def n_slots(self) -> int:
         return int(self.horizon / self.slot)
 
-    async def read(self, member: MemberCluster, start: datetime, battery_reserve_fraction: float = 0.2) -> RegionReading:
+    async def read(self, member: MemberCluster, start: datetime) -> RegionReading:
         """The member's signals on the grid from ``start``; never raises for a provider problem.
 
-        The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now.
+        The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now. A
+        battery in the reading keeps all its charge in reserve until ``with_battery_reserve``
+        applies a policy's reserve: the reserve is the namespace's choice, not the site's.
         """
         n = self.n_slots
         spec = member.spec
@@ -120,7 +139,7 @@ class SignalHub:
             fetched, entry.pending = entry.pending, None
             current, forecast = fetched.result()
             intensity = to_slots([current, forecast], start, self.slot, n)
-            solar, battery = await self._energy(entry, start, n, battery_reserve_fraction)
+            solar, battery = await self._energy(entry, start, n)
             reading = RegionReading(
                 region=spec.region, member=member.metadata.name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
@@ -147,8 +166,7 @@ class SignalHub:
             return RegionReading(spec.region, member.metadata.name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
 
-    async def _energy(self, entry: _MemberSignals, start: datetime, n: int,
-                      reserve: float) -> tuple[np.ndarray | None, Battery | None]:
+    async def _energy(self, entry: _MemberSignals, start: datetime, n: int) -> tuple[np.ndarray | None, Battery | None]:
         if entry.energy is None:
             return None, None
         try:
@@ -158,18 +176,37 @@ class SignalHub:
             return None, None
         solar = None
         if snap.solar_power is not None and snap.solar_power.points:
-            watts = snap.solar_power.latest[1]
-            solar = np.zeros(n)
-            solar[: max(1, int(SOLAR_PERSISTENCE / self.slot))] = watts
+            solar = await self._solar(entry, snap.solar_power, start, n)
         battery = None
         if snap.battery_capacity is not None and snap.battery_state_of_charge is not None:
             battery = Battery(
                 capacity_wh=snap.battery_capacity.latest[1],
                 state_of_charge_fraction=snap.battery_state_of_charge.latest[1],
-                reserve_fraction=reserve,
+                reserve_fraction=1.0,  # nothing usable until a policy's reserve is applied
                 max_discharge_w=snap.battery_max_discharge_watts or math.inf,
             )
         return solar, battery
+
+    async def _solar(self, entry: _MemberSignals, current: Series, start: datetime, n: int) -> np.ndarray:
+        """Solar W per slot: the clear-sky forecast when the site's location is known and its
+        history shows daylight output, else the current output held for SOLAR_PERSISTENCE."""
+        if entry.location is not None and entry.energy is not None:
+            now = self.now()
+            if entry.solar_history_at is None or now - entry.solar_history_at > SOLAR_HISTORY_TTL:
+                entry.solar_history_at = now  # a failing Prometheus is asked again after the TTL, not every cycle
+                try:
+                    entry.solar_history = await entry.energy.solar_history(now - SOLAR_HISTORY, now)
+                except SignalError as exc:
+                    log.warning("%s: solar history unavailable (%s); keeping the last one", entry.provider.source, exc)
+            past_n = int(SOLAR_HISTORY / self.slot)
+            measured = [s for s in (entry.solar_history, current) if s is not None and s.points]
+            past = to_slots(measured, start - past_n * self.slot, self.slot, past_n)
+            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location)
+            if forecast.any():
+                return forecast
+        solar = np.zeros(n)
+        solar[: max(1, int(SOLAR_PERSISTENCE / self.slot))] = current.latest[1]
+        return solar
 
     async def history_mean(self, member: MemberCluster, start: datetime, end: datetime) -> float | None:
         """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""

@@ -15,13 +15,16 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
 from carbonshift.api.job import format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.controller.validation import EffectivePolicy
+
+if TYPE_CHECKING:
+    from carbonshift.controller.signalhub import RegionReading
 
 
 #: Watts assumed for a job that declares neither power nor energy and requests no CPU.
@@ -195,8 +198,10 @@ def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: b
                        extra_reasons: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The ``status.decision`` object (camelCase, as the CRD stores it)."""
     start = plan.start or now
-    baseline = plan.baseline_g if plan.baseline_g == plan.baseline_g else plan.expected_g  # NaN-safe
-    expected = plan.expected_g if plan.expected_g == plan.expected_g else 0.0
+    # NaN-safe: unknown emissions (no signal) count as the baseline, so they never show as a saving
+    expected = plan.expected_g if plan.expected_g == plan.expected_g else plan.baseline_g
+    baseline = plan.baseline_g if plan.baseline_g == plan.baseline_g else expected
+    expected = expected if expected == expected else 0.0
     baseline = baseline if baseline == baseline else expected
     reasons = [{"code": r.code.value, "message": r.message[:1024]} for r in plan.reasons]
     reasons.extend(extra_reasons or [])
@@ -230,3 +235,18 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     if power.raised:
         reasons.append({"code": "PowerRaised", "message": power.message[:1024]})
     return reasons
+
+
+# The RegionReading.kind (a SeriesKind value) of a forecast the operator made itself from history.
+BUILTIN_FORECAST_KIND = "builtin-forecast"
+
+
+def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
+    """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
+    forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
+    provider's."""
+    if reading is None or reading.kind != BUILTIN_FORECAST_KIND:
+        return []
+    return [{"code": "BuiltinForecast",
+             "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
+                        "forecast from the signal's own history"[:1024]}]
