@@ -22,6 +22,7 @@ def _remote_once(env: KueueEnv, ns: str, name: str) -> dict[str, str]:
 
 def test_job_with_allowance_is_held_then_admitted_in_the_greener_window(kueue_env: KueueEnv) -> None:
     env = kueue_env
+    env.fresh_operator()
     ns = env.namespace()
     # eu-de only: 458 g/kWh now, falling over the next hours; 6 h allowed.
     env.job(ns, "held", {"carbonshift.io/max-delay": "6h", "carbonshift.io/regions": "eu-de",
@@ -68,6 +69,7 @@ def test_job_without_allowance_is_not_delayed(kueue_env: KueueEnv) -> None:
 
 def test_pod_group_is_held_then_admitted(kueue_env: KueueEnv) -> None:
     env = kueue_env
+    env.fresh_operator()
     ns = env.namespace(checks=("green-window",))  # localRegion eu-de: held for its greener window
     env.pod_group(ns, "grp", 2, {"carbonshift.io/max-delay": "6h", "carbonshift.io/estimated-duration": "1h"})
     held = wait_until(lambda: "held until" in env.check(ns, "grp-0").get("message", "") and env.check(ns, "grp-0"),
@@ -85,9 +87,10 @@ def test_pod_group_is_held_then_admitted(kueue_env: KueueEnv) -> None:
 def test_full_cluster_queue_keeps_the_check_pending(kueue_env: KueueEnv) -> None:
     env = kueue_env
     ns = env.namespace(cpu="1")
-    env.job(ns, "first", {"carbonshift.io/max-delay": "6h", "carbonshift.io/regions": "eu-de"})
-    wait_until(lambda: env.check(ns, "first").get("message", "").startswith("carbonshift"), timeout=60,
-               what="first Job planned", on_fail=env.operator.log_tail)
+    # The first Job takes the whole quota (1 CPU) and keeps it while it runs on a worker for a minute.
+    env.job(ns, "first", {"carbonshift.io/regions": "eu-de,eu-gb"}, pod_seconds=60)
+    wait_until(lambda: env.check(ns, "first").get("state") == "Ready", timeout=60,
+               what="first Job decided", on_fail=env.operator.log_tail)
     env.job(ns, "second", {"carbonshift.io/regions": "eu-de,eu-gb"})  # no allowance, but no quota either
     end = time.monotonic() + 8
     while time.monotonic() < end:
