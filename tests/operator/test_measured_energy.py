@@ -102,7 +102,7 @@ class KeplerLike:
 @pytest.fixture(scope="module")
 def kepler_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeplerLike, str]]:
     if not PROMETHEUS.exists():
-        pytest.skip("needs /usr/bin/prometheus (hack/tools.sh installs it)")
+        pytest.fail("needs /usr/bin/prometheus: run `make tools` (a prometheus test; make test installs it first)")
     kepler = KeplerLike()
 
     class Handler(http.server.BaseHTTPRequestHandler):
