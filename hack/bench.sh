@@ -26,9 +26,12 @@ step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 step machine;          "$PY" bench/common.py machine
 step carbon_temporal;  "$PY" bench/carbon_temporal.py
 step carbon_spatial;   "$PY" bench/carbon_spatial.py
+step planner_bound;    "$PY" bench/planner_bound.py
 step carbon_onsite;    "$PY" bench/carbon_onsite.py
 step planner_scaling;  "$PY" bench/planner_scaling.py
 step forecaster;       "$PY" bench/forecaster.py
+step solar_forecast;   "$PY" bench/solar_forecast.py
+step forecast_rows;    "$PY" bench/forecast_rows.py; "$PY" bench/peers.py
 step planner_speed;    "$PY" bench/planner_speed.py | tee "$BENCH_OUT/planner_speed.txt"
 
 cluster_down() {

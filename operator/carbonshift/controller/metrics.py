@@ -18,9 +18,13 @@ class Metrics:
         r = self.registry
         self.jobs = Gauge("carbonshift_jobs", "CarbonAwareJobs by phase.", ["phase"], registry=r)
         self.emitted = Counter("carbonshift_emitted_grams_total",
-                               "Estimated gCO2eq emitted by finished jobs.", ["region"], registry=r)
+                               "Estimated gCO2eq emitted by succeeded jobs.", ["region"], registry=r)
+        self.baseline = Counter("carbonshift_baseline_grams_total",
+                                "Estimated gCO2eq succeeded jobs would have emitted run at once in their home region "
+                                "(net savings = this - carbonshift_emitted_grams_total).", ["region"], registry=r)
         self.saved = Counter("carbonshift_saved_grams_total",
-                             "Estimated gCO2eq saved by finished jobs against running at once in their home region.",
+                             "Estimated gCO2eq saved by succeeded jobs against running at once in their home region "
+                             "(a job that emitted more adds 0; failed jobs add nothing).",
                              ["region"], registry=r)
         self.decision_latency = Histogram(
             "carbonshift_decision_latency_seconds", "From first sight of a job to its first decision.",
