@@ -532,7 +532,7 @@ def solar_forecast(data: dict[str, Any] | None) -> str:
     out.append(table(["City", *modes], [[r["city"], *(pct(r[m]["green_pct"]) for m in modes)] for r in data["rows"]]))
     mean = {m: sum(r[m]["green_pct"] for r in data["rows"]) / len(data["rows"]) for m in modes}
     solar = {m: sum(r[m]["solar_kwh"] for r in data["rows"]) for m in modes}
-    out += ["", "Mean over the sites: " + ", ".join(f"{m} {pct(mean[m])}" for m in modes) + f"; solar energy used: "
+    out += ["", "Mean over the sites: " + ", ".join(f"{m} {pct(mean[m])}" for m in modes) + "; solar energy used: "
             + ", ".join(f"{m} {fmt(solar[m], 0)} kWh" for m in modes) + ". On a flat grid the hold rule never sees "
             "solar beyond the next hour, so it plans exactly as running at submission; on a real grid it can "
             "still catch the sun by accident when the grid's cheapest hour is a sunny one. The operator re-plans "
