@@ -452,6 +452,23 @@ def scaling(data: dict[str, Any] | None) -> str:
     return "\n".join(out)
 
 
+def kueue(data: dict[str, Any] | None) -> str:
+    head = ["## Kueue: admission latency with and without carbonshift", ""]
+    if not data:
+        return "\n".join(head + [NOT_RUN, ""])
+    rows = [[r["label"], r["jobs"], r["admitted"], fmt(r["p50_s"]), fmt(r["p90_s"]), fmt(r["p99_s"]), fmt(r["max_s"]),
+             fmt(r["create_seconds"], 1), fmt(r["total_seconds"], 1)] for r in data["runs"]]
+    ratio = data.get("ratio") or {}
+    return "\n".join(head + [
+        f"{data['jobs']} batch/v1 Jobs without a carbon allowance, created in a burst on the hub (8 client threads), "
+        "through MultiKueue to three workers (`bench/kueue_latency.py`). Latency: from the Job's creation (client clock) "
+        "to its Workload's `Admitted` condition (a watch on the hub). *baseline*: Kueue alone (ClusterQueue with the "
+        "multikueue check only, Kueue's all-at-once dispatcher). *carbonshift*: the green-window check and carbonshift's "
+        "dispatcher (docs/kueue.md), nothing delayed.", "",
+        table(["run", "jobs", "admitted", "p50 s", "p90 s", "p99 s", "max s", "create s", "all admitted s"], rows), "",
+        f"Ratio carbonshift / baseline: p50 {fmt(ratio.get('p50_s'))}, p99 {fmt(ratio.get('p99_s'))}.", ""])
+
+
 def planner_speed_latest() -> str:
     path = common.out_dir() / "planner_speed.txt"
     if not path.exists():
@@ -532,7 +549,7 @@ def solar_forecast(data: dict[str, Any] | None) -> str:
     out.append(table(["City", *modes], [[r["city"], *(pct(r[m]["green_pct"]) for m in modes)] for r in data["rows"]]))
     mean = {m: sum(r[m]["green_pct"] for r in data["rows"]) / len(data["rows"]) for m in modes}
     solar = {m: sum(r[m]["solar_kwh"] for r in data["rows"]) for m in modes}
-    out += ["", "Mean over the sites: " + ", ".join(f"{m} {pct(mean[m])}" for m in modes) + f"; solar energy used: "
+    out += ["", "Mean over the sites: " + ", ".join(f"{m} {pct(mean[m])}" for m in modes) + "; solar energy used: "
             + ", ".join(f"{m} {fmt(solar[m], 0)} kWh" for m in modes) + ". On a flat grid the hold rule never sees "
             "solar beyond the next hour, so it plans exactly as running at submission; on a real grid it can "
             "still catch the sun by accident when the grid's cheapest hour is a sunny one. The operator re-plans "
@@ -564,6 +581,8 @@ def render(previous: Path) -> str:
              "bench/operator_scale.py --sizes 1000,5000 --paced-sizes 5000 --paced-rate 10` — the operator on the local control plane "
              "(then `CARBONSHIFT_STATE_DIR=$PWD/.state/bench CARBONSHIFT_PORT_OFFSET=300 hack/cluster down`)",
              "  - `.venv/bin/python bench/planner_scaling.py` — planner scaling",
+             "  - `.venv/bin/python bench/kueue_latency.py --jobs 1000` — Kueue with and without carbonshift "
+             "(on a plane started with `hack/cluster up --kueue`, same state folder and offset as above)",
              "  - `.venv/bin/python bench/planner_speed.py` — planner speed (the core's benchmark)",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py` — built-in forecaster",
              "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/planner_bound.py` — greedy planner vs. "
@@ -582,7 +601,8 @@ def render(previous: Path) -> str:
              forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs")),
              solar_forecast(common.read_result("solar_forecast")),
              forecast_rows.report_section(common.read_result("forecast_rows")),
-             peers.report_section(common.read_result("peers"))]
+             peers.report_section(common.read_result("peers")),
+             kueue(common.read_result("kueue_latency"))]
     old = previous.read_text() if previous.exists() else ""
     parts = [keep_previous(part, old) for part in parts]
     speed = planner_speed_section(previous)

@@ -48,6 +48,15 @@ class Metrics:
             "Jobs whose run ended after their deadline (spec.deadline, or submission + maxDelay + duration). "
             "hub_namespace, not namespace: a scrape's own namespace label would clash.",
             ["hub_namespace", "cluster"], registry=r)
+        self.kueue_workloads = Gauge("carbonshift_kueue_workloads",
+                                     "Kueue Workloads carbonshift acts on, by state (held, dispatched, running...).",
+                                     ["state"], registry=r)
+        self.kueue_decisions = Counter("carbonshift_kueue_decisions_total",
+                                       "Decisions on Kueue Workloads: held, ready, dispatched, relocated.",
+                                       ["decision"], registry=r)
+        self.kueue_cycle_seconds = Histogram("carbonshift_kueue_cycle_duration_seconds",
+                                             "Duration of one pass over the Kueue Workloads.",
+                                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         # Followers export 0, so "which replica acts" and "is anyone acting" are both one query.
         self.leader = Gauge("carbonshift_leader", "1 on the replica that holds the Lease and acts, 0 on followers.",
                             registry=r)

@@ -55,7 +55,8 @@ def clear_sky_mean(first_epoch: float, step_seconds: float, count: int, latitude
     """Mean clear-sky GHI over each of ``count`` slots of ``step_seconds`` from ``first_epoch``."""
     offsets = (np.arange(_SUBSTEPS) + 0.5) / _SUBSTEPS * step_seconds
     times = first_epoch + np.arange(count)[:, None] * step_seconds + offsets[None, :]
-    return clear_sky_ghi(times, latitude, longitude).mean(axis=1)
+    means: FloatArray = clear_sky_ghi(times, latitude, longitude).mean(axis=1)
+    return means
 
 
 def forecast_solar(history_w: FloatArray, step_seconds: float, first_step_epoch: float, horizon_steps: int,
