@@ -108,7 +108,7 @@ def run(plane: LocalControlPlane, kueue: KueuePlane, n: int, checks: tuple[str, 
 def start_operator(plane: LocalControlPlane, folder: Path) -> subprocess.Popen[bytes]:
     settings = folder / "kueue-operator-settings.yaml"
     settings.write_text(json.dumps({"kueue": {"enabled": True, "only": True, "periodSeconds": 1.0}}))
-    log = open(folder / "kueue-operator.log", "ab")  # noqa: SIM115 - handed to the child
+    log = open(folder / "kueue-operator.log", "ab")  # handed to the child
     return subprocess.Popen([sys.executable, "-m", "carbonshift", "run", f"--kubeconfig={plane.kubeconfig('hub')}",
                              f"--settings={settings}", "--no-leader-election", "--metrics-port=0"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

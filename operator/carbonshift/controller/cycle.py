@@ -162,6 +162,7 @@ class Scheduler(Cleanup):
         self._dispatching: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
         self.hub_id = settings.hub_id  # read from the hub at start when not set
         self._metrics_updated = 0.0
+        self._unplaced_reasons: set[str] = set()  # reasons seen: their gauge goes back to 0, not stale
 
     # ----- loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -1126,6 +1127,18 @@ class Scheduler(Cleanup):
         phases = Counter((b.get("status") or {}).get("phase") or "Pending" for b in self.world.jobs.values())
         for phase in ("Pending", "Waiting", "Dispatched", "Running", "Suspended", "Succeeded", "Failed"):
             self.metrics.jobs.labels(phase=phase).set(phases.get(phase, 0))
+        # Jobs the planner could not place (NoCapacity, NoAllowedRegion, ...): reported as such, never as savings.
+        unplaced: Counter[str] = Counter()
+        for body in self.world.jobs.values():
+            status = body.get("status") or {}
+            if status.get("phase") in TERMINAL:
+                continue
+            for cond in status.get("conditions") or []:
+                if cond.get("type") == "Scheduled" and cond.get("status") == "False":
+                    unplaced[str(cond.get("reason") or "Unknown")] += 1
+        for reason in self._unplaced_reasons | set(unplaced):
+            self.metrics.unplaced.labels(reason=reason).set(unplaced.get(reason, 0))
+        self._unplaced_reasons |= set(unplaced)
 
     def _next_due(self, contexts: list[JobContext], now: datetime) -> datetime | None:
         due: list[datetime] = []

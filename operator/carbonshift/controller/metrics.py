@@ -17,6 +17,9 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.jobs = Gauge("carbonshift_jobs", "CarbonAwareJobs by phase.", ["phase"], registry=r)
+        self.unplaced = Gauge("carbonshift_jobs_unplaced",
+                              "Unfinished CarbonAwareJobs the planner could not place (condition Scheduled=False), "
+                              "by its reason (NoCapacity, NoAllowedRegion, ...).", ["reason"], registry=r)
         self.emitted = Counter("carbonshift_emitted_grams_total",
                                "Estimated gCO2eq emitted by succeeded jobs.", ["region"], registry=r)
         self.baseline = Counter("carbonshift_baseline_grams_total",

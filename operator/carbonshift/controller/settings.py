@@ -136,7 +136,8 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         if key in environ and name not in ("defaults", "kueue"):
             data[field.alias or name] = environ[key]
     if environ.get(ENV_PREFIX + "KUEUE_ENABLED"):  # the one Kueue switch an env variable may flip
-        kueue = data.get("kueue") if isinstance(data.get("kueue"), dict) else {}
+        current = data.get("kueue")
+        kueue: dict[str, object] = dict(current) if isinstance(current, dict) else {}
         data["kueue"] = {**kueue, "enabled": environ[ENV_PREFIX + "KUEUE_ENABLED"]}
     return OperatorSettings.model_validate(data)
 
