@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import common
+from common import fmt, table
 import numpy as np
 import pandas as pd
 

@@ -142,7 +142,7 @@ def report_section(data: dict[str, Any] | None, ours: dict[str, Any] | None = No
            "by the job's latest start); *lowest window* (carbon-aware-kube, GSF Carbon Aware SDK) places the job once, "
            "at submission, in the lowest-average window of the DACF forecast published by then. *carbonshift* = online, "
            "DACF as published, learned policy (forecast_rows). Ratio = carbonshift ÷ best peer (savings).",
-           f"- Command: `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py`.",
+           "- Command: `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py`.",
            f"- carbonshift at or ahead of the best peer on {ahead} of {len(ratios)} rows.", "",
            common.table(["grid", "scenario", "oracle", "compute-gardener default", "compute-gardener best threshold",
                          "lowest window", "carbonshift online", "ratio"], lines)]

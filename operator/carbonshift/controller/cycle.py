@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
+from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster, format_saved
 from carbonshift.api.common import PodSecurityLevel
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.controller.clock import Clock
@@ -49,8 +49,8 @@ from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub, with_battery_reserve
 from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
-from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
-                                              planner_options, saved_display, signal_reasons)
+from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, home_region,
+                                              job_power_w, planner_options, saved_display, signal_reasons)
 from carbonshift.controller.validation import (
     EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
 )
@@ -162,6 +162,7 @@ class Scheduler(Cleanup):
         self._dispatching: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
         self.hub_id = settings.hub_id  # read from the hub at start when not set
         self._metrics_updated = 0.0
+        self._unplaced_reasons: set[str] = set()  # reasons seen: their gauge goes back to 0, not stale
 
     # ----- loop --------------------------------------------------------------------------
     def wake(self) -> None:
@@ -974,27 +975,53 @@ class Scheduler(Cleanup):
         power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
         energy_wh = power * hours * member.spec.pue
         estimated = float(decision.get("expectedGrams") or 0.0)
+        baseline = float(decision.get("baselineGrams") or estimated)
         start = _parse_time(decision["start"]) if decision.get("start") else view.now
         uses_onsite = any(r.get("code") == ReasonCode.USES_ONSITE_ENERGY.value for r in decision.get("reasons") or [])
         if not uses_onsite and not decision.get("slots"):
             mean = await self.signals.history_mean(member, start, start + spec.estimated_duration)
             if mean is not None:
                 estimated = energy_wh / 1000 * mean  # measured intensity over the actual window
+                # the baseline on the same footing: measured, at submission in the home region
+                measured_baseline = await self._measured_baseline(ctx, power, hours, view)
+                if measured_baseline is not None:
+                    baseline = measured_baseline
         emissions = {"estimatedGrams": round(estimated, 3), "energyWattHours": round(energy_wh, 3)}
         measured = await self._measured_grams(member, member_job, start, spec.estimated_duration)
         if measured is not None:
             emissions["measuredGrams"] = round(measured, 3)
-        baseline = float(decision.get("baselineGrams") or estimated)
         ctx.set(emissions=emissions)
-        self._ended(ctx, progress, progress, f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
-                    f"({baseline - estimated:.0f} g saved against running at once in the home region)", view)
+        if progress == "Succeeded":
+            saved = baseline - estimated
+            message = (f"succeeded in {member.metadata.name}: {estimated:.0f} gCO2eq ({saved:.0f} g saved against "
+                       "running at once in the home region)")
+            # the SAVED column now shows what the finished run saved, not what its plan expected
+            ctx.set(savedDisplay=format_saved(saved, baseline))
+        else:
+            # Work that did not complete saved nothing: no saving is shown or counted for it.
+            message = (f"{progress.lower()} in {member.metadata.name}: about {estimated:.0f} gCO2eq; no savings "
+                       "counted (the work did not complete)")
+            ctx.set(savedDisplay=f"none ({progress.lower()})")
+        self._ended(ctx, progress, progress, message, view)
         ctx.condition("Dispatched", True, progress, f"Job finished: {progress}", view.now)
         self._release_after_flush(ctx, member, member_job)  # the hub has the record first
         if progress == "Succeeded":
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
+            self.metrics.baseline.labels(region=member.spec.region).inc(max(0.0, baseline))
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
         self._count_deadline_miss(ctx, member, member_job, view)
         ctx.event(progress, ctx.current("message"), warning=progress == "Failed")
+
+    async def _measured_baseline(self, ctx: JobContext, power_w: float, hours: float, view: CycleView) -> float | None:
+        """gCO2eq of running at submission in the home region, on that region's measured intensity."""
+        home = home_region(ctx.model, ctx.regions)
+        namespace = str(ctx.body["metadata"].get("namespace"))
+        member = view.member_for(home, namespace) if home else None
+        if member is None:
+            return None
+        submitted = self._submitted(ctx, view.now)
+        mean = await self.signals.history_mean(member, submitted, submitted + ctx.model.spec.estimated_duration)
+        return None if mean is None else power_w * hours * member.spec.pue / 1000 * mean
 
     # ----- deadline misses (metrics only; alerting rule CarbonshiftDeadlineMissed) ---------------
     def _count_deadline_miss(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
@@ -1100,6 +1127,18 @@ class Scheduler(Cleanup):
         phases = Counter((b.get("status") or {}).get("phase") or "Pending" for b in self.world.jobs.values())
         for phase in ("Pending", "Waiting", "Dispatched", "Running", "Suspended", "Succeeded", "Failed"):
             self.metrics.jobs.labels(phase=phase).set(phases.get(phase, 0))
+        # Jobs the planner could not place (NoCapacity, NoAllowedRegion, ...): reported as such, never as savings.
+        unplaced: Counter[str] = Counter()
+        for body in self.world.jobs.values():
+            status = body.get("status") or {}
+            if status.get("phase") in TERMINAL:
+                continue
+            for cond in status.get("conditions") or []:
+                if cond.get("type") == "Scheduled" and cond.get("status") == "False":
+                    unplaced[str(cond.get("reason") or "Unknown")] += 1
+        for reason in self._unplaced_reasons | set(unplaced):
+            self.metrics.unplaced.labels(reason=reason).set(unplaced.get(reason, 0))
+        self._unplaced_reasons |= set(unplaced)
 
     def _next_due(self, contexts: list[JobContext], now: datetime) -> datetime | None:
         due: list[datetime] = []

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from carbonshift.signals.tracedata import open_trace, resolve_trace_path
 from carbonshift.sim import traces
 
 FloatArray = npt.NDArray[np.float64]
@@ -165,7 +166,7 @@ def builtin_source(grid: Grid, horizon_slots: int | None, history_days: int = 28
 def _builtin_forecaster() -> Callable[[FloatArray, int, float, int], FloatArray]:
     try:
         from carbonshift.core.forecaster import forecast_day_ahead  # type: ignore[import-not-found,unused-ignore]
-        return forecast_day_ahead  # type: ignore[no-any-return]
+        return forecast_day_ahead
     except ImportError:
         return _weekly_profile_stand_in
 
@@ -179,8 +180,8 @@ def _weekly_profile_stand_in(history: FloatArray, step_seconds: int, first_step_
 
 def read_column(path: str, column: str | None, step: pd.Timedelta, index: pd.DatetimeIndex) -> FloatArray:
     """A forecast column of a CSV (default: DACF's), put on the trace's grid (held, never interpolated)."""
-    ref = traces.resolve_trace_path(path)
-    with traces.open_trace(ref) as handle:
+    ref = resolve_trace_path(path)
+    with open_trace(ref) as handle:
         df = pd.read_csv(handle)
     name = column or DACF_COLUMN
     if name not in df.columns:
@@ -189,13 +190,14 @@ def read_column(path: str, column: str | None, step: pd.Timedelta, index: pd.Dat
                     df.columns[0])
     series = pd.Series(df[name].to_numpy(dtype=float), index=pd.to_datetime(df[time_col], utc=True))
     aligned = traces.align({"f": series}, step=step).frame["f"]
-    return aligned.reindex(index).to_numpy(dtype=np.float64)
+    values: FloatArray = aligned.reindex(index).to_numpy(dtype=np.float64)
+    return values
 
 
 def read_dacf(path: str, region: str, max_step: pd.Timedelta | None = None) -> tuple[traces.Trace, FloatArray]:
     """A DACF research file (``UTC time``, ``carbon_intensity``, ``carbon_from_src_forecasts``): actual and forecast."""
-    ref = traces.resolve_trace_path(path)
-    with traces.open_trace(ref) as handle:
+    ref = resolve_trace_path(path)
+    with open_trace(ref) as handle:
         df = pd.read_csv(handle, usecols=["UTC time", "carbon_intensity", DACF_COLUMN])
     index = pd.to_datetime(df["UTC time"], utc=True)
     actual = pd.Series(df["carbon_intensity"].to_numpy(dtype=float), index=index)
@@ -208,8 +210,8 @@ def read_dacf(path: str, region: str, max_step: pd.Timedelta | None = None) -> t
 def load_trace_and_forecast(path: str, region: str | None, em_column: str,
                             max_step: pd.Timedelta) -> tuple[traces.Trace, FloatArray | None]:
     """One trace (a DACF research file or anything ``traces.load`` reads) and its day-ahead column, if any."""
-    ref = traces.resolve_trace_path(path)
-    with traces.open_trace(ref) as handle:
+    ref = resolve_trace_path(path)
+    with open_trace(ref) as handle:
         header = handle.readline()
     if "UTC time" in header and DACF_COLUMN in header:
         name = region or ref.name.split("_")[0]
@@ -244,6 +246,7 @@ def make_source(spec: str, grid: Grid, *, trace_path: str | None = None, step: p
         return noise_source(grid, pct, seed)
     if step is None or index is None:
         raise ValueError("a recorded forecast needs the trace's grid")
+    column: str | None
     if spec == "dacf":
         if trace_path is None:
             raise ValueError("--forecast dacf reads the trace's own file: give one --trace")

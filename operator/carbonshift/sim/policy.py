@@ -22,7 +22,7 @@ from carbonshift.sim.online import Conditioner
 # expected best of the several chances a long wait still has (optimal stopping's continuation value).
 BEYOND_PREMIUM = -0.5
 MAX_LEADS = 336  # 7 days of 30-minute slots; longer leads reuse the last one's errors
-_BUILTIN_CACHE: dict[tuple[float, int, bytes, bool], tuple[ForecastSource, "_Errors"]] = {}
+_BUILTIN_CACHE: dict[tuple[float, int, bytes, bool], tuple[ForecastSource, _Errors]] = {}
 
 
 class _Errors:
@@ -108,7 +108,7 @@ class LearnedConditioner(Conditioner):
         errors = self.errors.at(t, n)
         history = history_errors = None
         if self.history is not None:
-            hist_source, hist_err = self.history
+            _, hist_err = self.history
             m = min(n, hist_err.leads)
             history = np.full(n, np.nan)
             history[:m] = hist_err.issued[t, :m] if t < hist_err.issued.shape[0] else np.nan
