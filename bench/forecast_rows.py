@@ -35,7 +35,7 @@ from carbonshift.signals.tracedata import research_data_dir
 GRIDS = {"CISO": "America/Los_Angeles", "PJM": "America/New_York", "ERCO": "America/Chicago",
          "ISNE": "America/New_York", "SE": "Europe/Stockholm", "DE": "Europe/Berlin"}
 SCENARIOS = ("ml", "ml-int", "nightly-2", "nightly-4", "nightly-8", "hourly-24")
-SOURCES = ("dacf", "noise:5", "week-mean", "yesterday", "persistence")
+SOURCES = ("dacf", "noise:5", "week-mean", "builtin", "yesterday", "persistence")
 # (mode, source, policy) run by default: the whole-window baselines, then the operator's cycle
 CONFIGS = tuple(("whole-window", s, "none") for s in SOURCES) + (
     ("online", "dacf", "none"), ("online", "dacf", "learned"), ("online", "week-mean", "learned"),
