@@ -22,12 +22,11 @@ def kueue_env(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     kueue.up()  # builds Kueue once (cached under ~/.cache/carbonshift), else a few seconds
     env = KueueEnv(control_plane, kueue)
     env.register_members()
-    operator = start_operator(control_plane, tmp_path_factory.mktemp("kueue-operator"))
-    env.operator = operator
+    env.operator = start_operator(control_plane, tmp_path_factory.mktemp("kueue-operator"))
     yield env
-    operator.kill(signal.SIGTERM)
+    env.operator.kill(signal.SIGTERM)  # the one running now: tests restart it
     if os.environ.get("CARBONSHIFT_SHOW_OPERATOR_LOG"):
-        print(operator.log_tail(200), file=sys.stderr)
+        print(env.operator.log_tail(200), file=sys.stderr)
     env.cleanup()
     if not already:
         kueue.down()

@@ -6,11 +6,12 @@ operator's clock runs CLOCK_SPEED times faster, so "hours later" is seconds here
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
 import pytest
-from kueue_support import WORKERS, KueueEnv, start_operator, wait_until
+from kueue_support import KueueEnv, start_operator, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -53,6 +54,11 @@ def test_job_allowed_in_two_regions_runs_in_the_greener_worker(kueue_env: KueueE
     assert list(copies) == ["eu-gb"]
     wait_until(lambda: (env.workload_of(ns, "two") or {}).get("status", {}).get("clusterName") == "eu-gb",
                timeout=30, what="clusterName eu-gb")
+    # Accounting: once it finished, its plan's grams are counted for eu-gb (once: annotation accounted).
+    wait_until(lambda: 'carbonshift_emitted_grams_total{region="eu-gb"}' in env.operator.metrics(), timeout=60,
+               what="emissions counted for eu-gb", on_fail=env.operator.log_tail)
+    notes = env.workload_of(ns, "two")["metadata"]["annotations"]
+    assert notes["carbonshift.io/accounted"] == "true" and notes["carbonshift.io/region"] == "eu-gb"
 
 
 def test_job_without_allowance_is_not_delayed(kueue_env: KueueEnv) -> None:
@@ -114,15 +120,37 @@ def test_operator_killed_mid_dispatch_leaves_exactly_one_remote_copy(kueue_env: 
                what="a first dispatch", on_fail=env.operator.log_tail)
     env.operator.kill(signal.SIGKILL)
     env.operator = start_operator(env.control_plane, tmp_path)
-    seen: dict[str, set[str]] = {n: set() for n in names}
+    seen: dict[str, set[str]] = {n: set() for n in names}  # every copy ever seen, as "worker:uid"
 
     def all_once() -> bool:
-        for name in names:
-            copies = env.remote_jobs(ns, name)
+        now = {name: env.remote_jobs(ns, name) for name in names}
+        for name, copies in now.items():
             seen[name].update(f"{w}:{uid}" for w, uid in copies.items())
-        return all(len(env.remote_jobs(ns, n)) == 1 for n in names)
+        return all(len(copies) == 1 for copies in now.values())
 
     wait_until(all_once, timeout=90, what="every Job with one remote copy", on_fail=env.operator.log_tail)
     for name in names:
         assert len(seen[name]) == 1, f"{name} had copies {seen[name]}"
-        assert set(env.remote_jobs(ns, name)) <= set(WORKERS)
+
+
+def test_interruptible_work_moves_when_another_region_becomes_clearly_greener(kueue_env: KueueEnv) -> None:
+    env = kueue_env
+    env.fresh_operator()
+    ns = env.namespace()
+    env.job(ns, "mover", {"carbonshift.io/regions": "eu-gb,us-ca", "carbonshift.io/interruptible": "true"},
+            pod_seconds=300)
+    wait_until(lambda: list(env.remote_jobs(ns, "mover")) == ["eu-gb"], timeout=60, what="running in eu-gb (56 g/kWh)",
+               on_fail=env.operator.log_tail)
+    gb = json.loads(env.kubectl("hub", "get", "membercluster", "eu-gb", "-o", "json").stdout)
+    anchor = gb["spec"]["carbonSignal"]["trace"]["anchor"]
+    try:
+        # Great Britain's grid turns dirty (a November 2022 evening, about 390 g/kWh); California: 133.
+        env.kubectl("hub", "patch", "membercluster", "eu-gb", "--type=merge", "-p",
+                    json.dumps({"spec": {"carbonSignal": {"trace": {"anchor": "2022-11-28T20:00:00Z"}}}}))
+        wait_until(lambda: list(env.remote_jobs(ns, "mover")) == ["us-ca"], timeout=90,
+                   what="moved to us-ca, the eu-gb copy gone", on_fail=env.operator.log_tail)
+    finally:
+        env.kubectl("hub", "patch", "membercluster", "eu-gb", "--type=merge", "-p",
+                    json.dumps({"spec": {"carbonSignal": {"trace": {"anchor": anchor}}}}))
+    wl = env.workload_of(ns, "mover")
+    assert {"CarbonRelocating", "CarbonDispatched"} <= {e["reason"] for e in env.events(ns, wl["metadata"]["name"])}
