@@ -237,9 +237,9 @@ def onsite(data: dict[str, Any] | None) -> str:
            "(`plan_interruptible_lp`: solar, battery state of charge slot by slot) with perfect solar and grid forecasts; "
            "the baseline rows give the LP no slack (run at submission).", ""]
     out.append(table(["Planner", "Site", "Grid kWh", "Solar kWh used", "Battery kWh used", "Grid kgCO2eq",
-                      "Deadline misses"],
+                      "Not placed", "Deadline misses"],
                      [[r["planner"], r["site"], fmt(r["grid_kwh"], 0), fmt(r["solar_kwh"], 0), fmt(r["battery_kwh"], 0),
-                       fmt(r["grid_g"] / 1000, 1), r["deadline_misses"]] for r in data["rows"]]))
+                       fmt(r["grid_g"] / 1000, 1), r.get("infeasible", 0), r["deadline_misses"]] for r in data["rows"]]))
     by = {(r["planner"].split()[0], r["site"]): r for r in data["rows"]}
     lines = []
     for who in ("baseline", "carbonshift"):
