@@ -76,3 +76,21 @@ def test_the_profile_follows_the_time_of_day() -> None:
     profile, spread = daily_profile(history, day)
     assert spread == 0.0
     np.testing.assert_array_equal(profile, np.arange(day))  # history ends at a day boundary
+
+
+def test_the_core_plans_a_job_longer_than_its_forecast_grid() -> None:
+    """A 60 h job on a 48 h grid was ``NoCapacity`` (it waited for its deadline); now it is planned:
+    the slots past the grid are valued at the grid's last day, repeated, and the cheapest start wins."""
+    from carbonshift.core import ReasonCode
+
+    day = 48
+    values = 200 + 100 * np.sin(2 * np.pi * np.arange(2 * day) / day)  # 48 h, peak 6 h after now
+    for deadline_h in (80, 60):  # with slack, and with none (the deadline forces the start now)
+        job = Job(id="long", submit_at=T0, duration=timedelta(hours=60), deadline=T0 + timedelta(hours=deadline_h),
+                  power_w=1000.0)
+        plan = plan_job(job, [RegionSignals(region="r", start=T0, slot=SLOT, intensity_g_per_kwh=values)])
+        assert plan.feasible and ReasonCode.NO_CAPACITY not in plan.codes
+        assert plan.start is not None and plan.end == plan.start + job.duration and plan.end <= job.deadline
+        assert plan.slots == tuple(range(plan.slots[0], 2 * day))  # the part on the grid
+        assert plan.expected_g <= plan.baseline_g + 1e-9
+        assert (plan.start == T0) == (deadline_h == 60)  # with slack it skips the coming peak

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-import pytest
 
 from carbonshift.api import MemberCluster
 from carbonshift.controller.signalhub import SignalHub
@@ -49,14 +48,3 @@ def test_site_without_a_location_holds_the_current_output_for_one_hour(prometheu
     hour = int(timedelta(hours=1) / SLOT)
     assert solar[0] > 0 and (solar[:hour] == solar[0]).all() and not solar[hour:].any()
 
-
-def test_latitude_without_longitude_is_refused_by_the_schema() -> None:
-    from carbonshift.api.crdgen import crd_for
-
-    crd = crd_for(MemberCluster)
-    energy = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["energy"]
-    assert {"rule": "has(self.latitude) == has(self.longitude)"}.items() <= energy["x-kubernetes-validations"][0].items()
-    with pytest.raises(ValueError):
-        MemberCluster.model_validate({"metadata": {"name": "x"}, "spec": {
-            "region": "r", "zone": "DE", "carbonSignal": {"provider": "trace", "trace": {"path": "DE"}},
-            "energy": {"prometheusUrl": "http://p", "latitude": 91.0, "longitude": 0.0}}})

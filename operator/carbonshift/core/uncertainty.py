@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-DEFAULT_PREMIUM = 1.0  # how many extra error standard deviations a later window must beat
+DEFAULT_PREMIUM = 0.5  # how many extra error standard deviations a later window must beat
 
 
 @dataclass(frozen=True)
