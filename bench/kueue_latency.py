@@ -58,6 +58,7 @@ def run(plane: LocalControlPlane, kueue: KueuePlane, n: int, checks: tuple[str, 
         timeout_s: float) -> dict[str, Any]:
     namespace = f"kb-{label}-{uuid.uuid4().hex[:6]}"
     kueue.ensure_queues(namespace, cluster_queue=f"cq-{namespace}", checks=checks, cpu="1000", worker_cpu="1000")
+    kueue.wait_queues_active(namespace, cluster_queue=f"cq-{namespace}")
     hub = Kube(plane.kubeconfig("hub"), concurrency=CREATE_THREADS)
     path = f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads"
     latencies: dict[str, float] = {}  # workload -> Admitted time - creation time (API server clock, 1 s steps)

@@ -132,6 +132,7 @@ class KueueEnv:
         """A fresh namespace with its own ClusterQueue (hub quota ``cpu``) on the hub and every worker."""
         name = f"kq-{uuid.uuid4().hex[:8]}"
         self.kueue.ensure_queues(name, cluster_queue=f"cq-{name}", checks=checks, cpu=cpu)
+        self.kueue.wait_queues_active(name, cluster_queue=f"cq-{name}")
         self.namespaces.append(name)
         self.queues.append(f"cq-{name}")
         return name
