@@ -193,6 +193,13 @@ class KueueEnv:
         return json.loads(out.stdout)["items"]
 
     def cleanup(self) -> None:
+        for namespace in self.namespaces:
+            # kwok completes only Job-owned pods: a plain Pod group keeps running, and Kueue keeps its
+            # pods' finalizer until they end; drop it so the namespace can go.
+            pods = self.kubectl("hub", "-n", namespace, "get", "pods", "-o", "name", check=False).stdout.split()
+            for pod in pods:
+                self.kubectl("hub", "-n", namespace, "patch", pod, "--type=merge", "-p",
+                             '{"metadata":{"finalizers":null}}', check=False)
         for cluster in ("hub", *WORKERS):
             for namespace in self.namespaces:
                 self.kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)
