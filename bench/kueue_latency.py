@@ -96,8 +96,8 @@ def run(plane: LocalControlPlane, kueue: KueuePlane, n: int, checks: tuple[str, 
         kubectl(plane, cluster, "delete", "namespace", namespace, "--wait=false")
         kubectl(plane, cluster, "delete", "clusterqueue", f"cq-{namespace}", "--wait=false")
     return {"label": label, "jobs": n, "admitted": len(values), "create_seconds": round(create_s, 2),
-            "total_seconds": round(total_s, 2), "p50_s": pct(values, 50), "p90_s": pct(values, 90),
-            "p99_s": pct(values, 99), "max_s": values[-1] if values else None}
+            "total_seconds": round(total_s, 2), "p50_s": pct(values, 0.5), "p90_s": pct(values, 0.9),
+            "p99_s": pct(values, 0.99), "max_s": values[-1] if values else None}
 
 
 def _ts(text: str) -> float:
