@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from carbonshift.api import MemberCluster
 from carbonshift.controller import dispatch
-from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path
+from carbonshift.controller.kube import KubeApi, KubeError
 from carbonshift.controller.manifests import ANNOTATION_SOURCE, FINALIZER_RECORD, LABEL_JOB_UID, hub_selector
-from carbonshift.controller.memberwatch import ALL_JOBS, MemberJobCache
+from carbonshift.controller.memberwatch import MemberJobCache
 from carbonshift.controller.members import MemberRegistry
+from carbonshift.controller.paths import ALL_JOBS, CARBONAWAREJOBS, caj_path
 from carbonshift.controller.world import FINALIZER, LEGACY_FINALIZER, TERMINAL, World
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class Cleanup:
         listed: set[str] = set()
         query: dict[str, Any] = {"limit": 5000}
         while True:
-            page = await self.hub.request("GET", f"{CARBONSHIFT_API}/carbonawarejobs", query=query,
+            page = await self.hub.request("GET", CARBONAWAREJOBS, query=query,
                                           accept=PARTIAL_METADATA)
             listed.update(str((item.get("metadata") or {}).get("uid")) for item in page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")

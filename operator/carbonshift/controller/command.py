@@ -31,14 +31,16 @@ with kubernetes_hidden():  # Kopf would import the official client just because 
 from carbonshift.controller.clock import AcceleratedClock, Clock, SystemClock
 from carbonshift.controller.cycle import Scheduler
 from carbonshift.controller.health import HealthServer
-from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError, secret_path
+from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError
 from carbonshift.controller.kubeconfig import Connection, KubeconfigError, resolve_connection
 from carbonshift.controller.leader import LeaderElector
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.metrics import Metrics
+from carbonshift.controller.paths import secret_path
 from carbonshift.controller.settings import OperatorSettings, load_settings
 from carbonshift.controller.signalhub import SignalHub
 from carbonshift.signals import KubernetesSecretReader
+from carbonshift.timefmt import parse_iso
 
 log = logging.getLogger("carbonshift")
 
@@ -69,7 +71,7 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
         if getattr(args, arg) is not None:
             overrides[field] = getattr(args, arg)
     if args.clock_origin:
-        overrides["clock_origin"] = datetime.fromisoformat(args.clock_origin.replace("Z", "+00:00"))
+        overrides["clock_origin"] = parse_iso(args.clock_origin)
     if args.no_leader_election:
         overrides["leader_election"] = False
     return settings.model_copy(update=overrides)

@@ -33,9 +33,12 @@ from pydantic import ValidationError
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
 from carbonshift.api.common import PodSecurityLevel
+from carbonshift.api.job import JobReason
+from carbonshift.api.policy import SignalFallback
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.controller.clock import Clock
-from carbonshift.controller.kube import CARBONSHIFT_API, KubeApi, KubeError, caj_path, job_path
+from carbonshift.controller.kube import KubeApi, KubeError
+from carbonshift.controller.paths import caj_path, job_path, member_cluster_path
 from carbonshift.controller import dispatch
 from carbonshift.controller.cleanup import Cleanup
 from carbonshift.controller.dispatch import Refused
@@ -48,13 +51,14 @@ from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.recorder import EventRecorder
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import RegionReading, SignalHub
-from carbonshift.controller.status import changed, iso, same_decision, with_condition, with_decision
+from carbonshift.controller.status import changed, same_decision, with_condition, with_decision
 from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
                                               planner_options, saved_display)
 from carbonshift.controller.validation import (
     EffectivePolicy, allowed_regions, job_problems, resolve_policy, usable_members,
 )
 from carbonshift.controller.world import TERMINAL, World
+from carbonshift.timefmt import parse_iso, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +306,7 @@ class Scheduler(Cleanup):
         decision = ctx.current("decision")
         if not decision or ctx.patch.get("phase") == "Pending":
             return False
-        return ctx.policy.dry_run or _parse_time(decision["start"]) <= now
+        return ctx.policy.dry_run or parse_iso(decision["start"]) <= now
 
     async def _observe(self) -> CycleView:
         # Whole seconds: the planning grid starts exactly at "now", so "run now" is slot 0.
@@ -484,7 +488,7 @@ class Scheduler(Cleanup):
             decision = ctx.current("decision") or {}
             if ctx.current("phase") == "Suspended" or not decision.get("region"):
                 continue
-            begin = _parse_time(decision["start"])
+            begin = parse_iso(decision["start"])
             end = begin + ctx.model.spec.estimated_duration
             first = max(0, int((begin - start) / slot))
             last = min(n, math.ceil((end - start) / slot))
@@ -503,7 +507,7 @@ class Scheduler(Cleanup):
         commitments = self._commitments(dispatched, view) + list(self._inflight_plans.values())
         groups: dict[tuple[Any, ...], list[JobContext]] = {}
         for ctx in waiting:
-            fresh_only = ctx.policy.signal_fallback == "runNow"
+            fresh_only = ctx.policy.signal_fallback == SignalFallback.RUN_NOW
             key = (fresh_only, ctx.policy.max_signal_age, ctx.policy.forecast_safety_margin,
                    ctx.policy.run_now_below_g_per_kwh)
             groups.setdefault(key, []).append(ctx)
@@ -586,7 +590,7 @@ class Scheduler(Cleanup):
                                                         self.settings.min_watts_per_cpu))
         keep_reason = None
         if old and ctx.status.get("observedGeneration") == ctx.generation:
-            old_start = _parse_time(old["start"])
+            old_start = parse_iso(old["start"])
             if old_start <= now and view.usable(old.get("cluster"), namespace) and old.get("region") in ctx.regions:
                 # Due and still possible: it is dispatched as decided (maybe a cycle later under a
                 # burst); re-deciding it every cycle would only churn status and Events.
@@ -619,8 +623,8 @@ class Scheduler(Cleanup):
                       summary, now)
         ctx.condition("DeadlineAtRisk", deadline_near, "RunNowDeadlineNear" if deadline_near else "DeadlineSafe",
                       "the deadline leaves no room to wait: running now" if deadline_near
-                      else f"planned to finish before {iso(job.deadline)}", now)
-        if not (first and (_parse_time(decision["start"]) <= now or ctx.policy.dry_run)):
+                      else f"planned to finish before {to_iso(job.deadline)}", now)
+        if not (first and (parse_iso(decision["start"]) <= now or ctx.policy.dry_run)):
             ctx.event("Decided" if first else "Replanned", summary)  # else the Dispatched event says it
 
     # ----- acting: waiting jobs ------------------------------------------------------------
@@ -633,7 +637,7 @@ class Scheduler(Cleanup):
         decision = ctx.current("decision")
         if not decision or ctx.patch.get("phase") == "Pending":
             return
-        start = _parse_time(decision["start"])
+        start = parse_iso(decision["start"])
         if start > view.now and not ctx.policy.dry_run:
             if ctx.current("phase") != "Waiting":
                 ctx.set(phase="Waiting")
@@ -684,7 +688,7 @@ class Scheduler(Cleanup):
         except Refused as refused:
             self._retry_after[ctx.uid] = time.monotonic() + refused.retry_s
             message = f"{member.metadata.name} refuses the Job: {refused.message}"[:1024]
-            if refused.reason != dispatch.MEMBER_NAMESPACE_NOT_READY and ctx.status.get("message") != message:
+            if refused.reason != JobReason.MEMBER_NAMESPACE_NOT_READY and ctx.status.get("message") != message:
                 ctx.event(refused.reason, message, warning=True)  # one Event per new refusal
             ctx.set(phase="Waiting", message=message)
             ctx.condition("Dispatched", False, refused.reason, message, view.now)
@@ -898,7 +902,7 @@ class Scheduler(Cleanup):
     async def _follow_windows(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
                               decision: dict[str, Any], view: CycleView) -> None:
         """Interruptible work runs in its planned windows and is suspended between them."""
-        remaining = [w for w in decision["slots"] if _parse_time(w["end"]) > view.now]
+        remaining = [w for w in decision["slots"] if parse_iso(w["end"]) > view.now]
         # Past its last window and not done (the estimate ran short): keep running to the end.
         want_suspend = bool(remaining) and not _in_window(decision, view.now)
         is_suspended = bool((member_job.get("spec") or {}).get("suspend"))
@@ -916,8 +920,8 @@ class Scheduler(Cleanup):
         decision = ctx.current("decision")
         if not spec.placement.allow_relocation or ctx.current("phase") != "Suspended" or len(view.readings) < 2:
             return False
-        future = [w for w in decision["slots"] if _parse_time(w["end"]) > view.now]
-        remaining = sum((_parse_time(w["end"]) - max(view.now, _parse_time(w["start"])) for w in future), timedelta())
+        future = [w for w in decision["slots"] if parse_iso(w["end"]) > view.now]
+        remaining = sum((parse_iso(w["end"]) - max(view.now, parse_iso(w["start"])) for w in future), timedelta())
         if remaining <= timedelta(0):
             return False
         signals = self._region_signals(view, False, ctx.policy.max_signal_age)
@@ -972,7 +976,7 @@ class Scheduler(Cleanup):
         power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
         energy_wh = power * hours * member.spec.pue
         estimated = float(decision.get("expectedGrams") or 0.0)
-        start = _parse_time(decision["start"]) if decision.get("start") else view.now
+        start = parse_iso(decision["start"]) if decision.get("start") else view.now
         uses_onsite = any(r.get("code") == ReasonCode.USES_ONSITE_ENERGY.value for r in decision.get("reasons") or [])
         if not uses_onsite and not decision.get("slots"):
             mean = await self.signals.history_mean(member, start, start + spec.estimated_duration)
@@ -1000,7 +1004,7 @@ class Scheduler(Cleanup):
         """carbonshift_deadline_misses_total: the run ended after the job's deadline (on the operator's
         clock; a failed run has no completionTime, so the moment the cycle saw it end counts)."""
         status = member_job.get("status") or {}
-        ended = self.clock.from_real(_parse_time(status["completionTime"])) if status.get("completionTime") else view.now
+        ended = self.clock.from_real(parse_iso(status["completionTime"])) if status.get("completionTime") else view.now
         if ended > self._core_job(ctx, view.now).deadline:  # the deadline the planner planned for
             self.metrics.deadline_misses.labels(hub_namespace=ctx.body["metadata"].get("namespace", ""),
                                                 cluster=member.metadata.name).inc()
@@ -1011,8 +1015,8 @@ class Scheduler(Cleanup):
         status = member_job.get("status") or {}
         if not member.spec.energy or not status.get("startTime"):
             return None
-        began = _parse_time(status["startTime"])
-        ended = _parse_time(status["completionTime"]) if status.get("completionTime") else datetime.now(began.tzinfo)
+        began = parse_iso(status["startTime"])
+        ended = parse_iso(status["completionTime"]) if status.get("completionTime") else datetime.now(began.tzinfo)
         meta = member_job["metadata"]
         measured_wh = await self.signals.measured_energy_wh(member, meta["namespace"], meta["name"], began, ended)
         if measured_wh is None:
@@ -1024,7 +1028,7 @@ class Scheduler(Cleanup):
                              jobs: dict[str, dict[str, Any]] | None, now: datetime) -> None:
         body = self.world.members.get(member.metadata.name) or {}
         status = body.get("status") or {}
-        health = self.registry._health.get(member.metadata.name)
+        health = self.registry.health(member.metadata.name)
         message = health.message if health else "not probed yet"
         desired: dict[str, Any] = {
             "phase": "Ready" if ready else "NotReady",
@@ -1042,20 +1046,20 @@ class Scheduler(Cleanup):
         if reading is not None:
             if reading.current_g_per_kwh is not None and reading.observed_at is not None:
                 desired["signal"] = {"intensity": round(reading.current_g_per_kwh, 2),
-                                     "observedAt": iso(reading.observed_at), "source": reading.source[:64]}
+                                     "observedAt": to_iso(reading.observed_at), "source": reading.source[:64]}
             stale = reading.error is not None
             desired["conditions"] = with_condition(desired["conditions"], "SignalsStale", stale,
                                                    "ProviderError" if stale else "Fresh",
                                                    reading.error or f"{reading.kind} from {reading.source}", now,
                                                    body.get("metadata", {}).get("generation"))
         last_seen = status.get("lastSeen")
-        if ready and (not last_seen or now - _parse_time(last_seen) > LAST_SEEN_RESOLUTION):
-            desired["lastSeen"] = iso(now.replace(microsecond=0))
+        if ready and (not last_seen or now - parse_iso(last_seen) > LAST_SEEN_RESOLUTION):
+            desired["lastSeen"] = to_iso(now.replace(microsecond=0))
         patch = changed(status, desired)
         if not patch:
             return
         try:
-            await self.hub.merge_patch(f"{CARBONSHIFT_API}/memberclusters/{member.metadata.name}/status",
+            await self.hub.merge_patch(member_cluster_path(member.metadata.name, "status"),
                                        {"status": patch})
         except KubeError as exc:
             log.info("MemberCluster %s status: %s", member.metadata.name, exc)
@@ -1104,19 +1108,15 @@ class Scheduler(Cleanup):
         for ctx in contexts:
             decision = ctx.current("decision") or {}
             if decision.get("start"):
-                due.append(_parse_time(decision["start"]))
+                due.append(parse_iso(decision["start"]))
             for window in decision.get("slots") or []:
-                due.extend((_parse_time(window["start"]), _parse_time(window["end"])))
+                due.extend((parse_iso(window["start"]), parse_iso(window["end"])))
         future = [d for d in due if d > now]
         return min(future) if future else None
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _in_window(decision: dict[str, Any], now: datetime) -> bool:
-    return any(_parse_time(w["start"]) <= now < _parse_time(w["end"]) for w in decision.get("slots") or [])
+    return any(parse_iso(w["start"]) <= now < parse_iso(w["end"]) for w in decision.get("slots") or [])
 
 
 def _summary(decision: dict[str, Any], plan: Plan) -> str:

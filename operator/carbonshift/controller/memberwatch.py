@@ -24,8 +24,7 @@ from typing import Any
 
 from carbonshift.controller.kube import KubeApi, KubeError
 from carbonshift.controller.manifests import ANNOTATION_SOURCE, FINALIZER_RECORD, LABEL_JOB_UID, LABEL_MEMBER
-
-ALL_JOBS = "/apis/batch/v1/jobs"
+from carbonshift.controller.paths import ALL_JOBS
 
 log = logging.getLogger(__name__)
 

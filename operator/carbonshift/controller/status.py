@@ -14,10 +14,6 @@ from carbonshift.api.common import Condition, ConditionStatus, set_condition
 HISTORY_LIMIT = 10
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def with_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str,
                    now: datetime, generation: int | None) -> list[dict[str, Any]]:
     # Fast path: most cycles re-assert a condition that did not change (thousands per cycle).

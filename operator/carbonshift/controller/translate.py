@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
-from carbonshift.api.job import format_saved
+from carbonshift.api.job import DecisionMethod, JobReason, format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.controller.validation import EffectivePolicy
+from carbonshift.timefmt import to_iso
 
 
 #: Watts assumed for a job that declares neither power nor energy and requests no CPU.
@@ -49,7 +50,7 @@ def deadline_capped(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: dat
     if job.spec.deadline is None or job.spec.deadline <= policy_deadline(job, policy, submit_at):
         return None
     capped = policy_deadline(job, policy, submit_at)
-    return (f"deadline {_iso(job.spec.deadline)} capped to {_iso(capped)} by the maxDelay "
+    return (f"deadline {to_iso(job.spec.deadline)} capped to {to_iso(capped)} by the maxDelay "
             f"{format_duration(policy.max_delay)} of {policy.source}")
 
 
@@ -161,10 +162,6 @@ def planner_options(policy: EffectivePolicy) -> PlannerOptions:
     )
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def merged_slots(plan: Plan) -> list[dict[str, str]]:
     """Contiguous slot runs of a plan as ``[{start, end}]`` (what an interruptible job follows)."""
     if plan.slot_start is None or plan.slot_length is None or not plan.slots:
@@ -181,14 +178,14 @@ def merged_slots(plan: Plan) -> list[dict[str, str]]:
         start = plan.slot_start + first * plan.slot_length
         # A partly used slot shortens the run it ends (the core uses at most one partial slot).
         end = plan.slot_start + (last + min(1.0, fraction.get(last, 1.0))) * plan.slot_length
-        out.append({"start": _iso(start), "end": _iso(end)})
+        out.append({"start": to_iso(start), "end": to_iso(end)})
     return out
 
 
-def method_of(plan: Plan, interruptible: bool) -> str:
+def method_of(plan: Plan, interruptible: bool) -> DecisionMethod:
     if ReasonCode.NO_SIGNAL_FALLBACK in plan.codes:
-        return "fallback"
-    return "cheapest-slots" if interruptible else "sliding-window"
+        return DecisionMethod.FALLBACK
+    return DecisionMethod.CHEAPEST_SLOTS if interruptible else DecisionMethod.SLIDING_WINDOW
 
 
 def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: bool,
@@ -203,13 +200,13 @@ def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: b
     return {
         "cluster": cluster,
         "region": plan.region,
-        "start": _iso(start),
+        "start": to_iso(start),
         "slots": merged_slots(plan) if interruptible else [],
         "expectedGrams": round(max(expected, 0.0), 3),
         "baselineGrams": round(max(baseline, 0.0), 3),
         "savedGrams": round(baseline - expected, 3) + 0.0,  # + 0.0 turns -0.0 into 0.0
         "reasons": reasons,
-        "decidedAt": _iso(now),
+        "decidedAt": to_iso(now),
         "method": method_of(plan, interruptible),
     }
 
@@ -225,8 +222,8 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     reasons = []
     capped = deadline_capped(job, policy, submit_at)
     if capped:
-        reasons.append({"code": "DeadlineCapped", "message": capped[:1024]})
+        reasons.append({"code": JobReason.DEADLINE_CAPPED, "message": capped[:1024]})
     power = job_power_w(job, min_watts_per_cpu)
     if power.raised:
-        reasons.append({"code": "PowerRaised", "message": power.message[:1024]})
+        reasons.append({"code": JobReason.POWER_RAISED, "message": power.message[:1024]})
     return reasons

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from carbonshift.timefmt import ensure_utc
+
 from .errors import (
     AuthenticationFailed,
     BadSignalData,
@@ -30,7 +32,7 @@ from .errors import (
 )
 from .kepler import KEPLER_CURRENT, KeplerMetrics
 from .retry import RetryPolicy, parse_retry_after
-from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind, ensure_utc
+from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind
 
 __all__ = [
     "PrometheusSource",
