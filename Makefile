@@ -8,7 +8,7 @@ DIST ?= dist
 # This checkout's package, whatever the venv's editable install points at (e.g. a shared venv).
 export PYTHONPATH := $(CURDIR)/operator$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help install tools test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image image-engine-stop bench clean
+.PHONY: help install tools lint test test-unit test-chaos demo demo-stop cluster-up cluster-down cluster-status crds test-chart chart image image-engine-stop bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,7 +24,11 @@ install: $(VENV)/.installed tools ## Python packages (.venv), Debian packages an
 tools: ## build/install etcd, kube-apiserver, controller-manager, scheduler, kwok, helm, prometheus (cached)
 	bash hack/tools.sh >/dev/null
 
-test: install ## install what is missing, then run every test (starts the local control plane)
+lint: $(VENV)/.installed ## ruff on all Python code, mypy (strict on core/ and api/); config in pyproject.toml
+	$(VENV)/bin/ruff check operator tests bench hack
+	$(VENV)/bin/mypy
+
+test: install lint ## install what is missing, lint, then run every test (starts the local control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## tests that need no servers

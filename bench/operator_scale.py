@@ -41,10 +41,10 @@ import common
 os.environ.setdefault("CARBONSHIFT_STATE_DIR", str(common.REPO_ROOT / ".state" / "bench"))
 os.environ.setdefault("CARBONSHIFT_PORT_OFFSET", "300")
 
-from kubeclient import Kube, metric_sums  # noqa: E402
-from stats import hist_quantile, pct  # noqa: E402
-from localcluster import LocalControlPlane  # noqa: E402
-from members import REGIONS, kubectl, member_manifest, register_members  # noqa: E402
+from kubeclient import Kube, metric_sums
+from stats import hist_quantile, pct
+from localcluster import LocalControlPlane
+from members import REGIONS, kubectl, member_manifest, register_members
 
 GROUP_PATH = "/apis/carbonshift.io/v1alpha1"
 MEMBERS = tuple(REGIONS)
@@ -177,7 +177,7 @@ class OperatorProc:
             path.write_text(json.dumps(self.settings))
             argv.append(f"--settings={path}")
         env = dict(os.environ, PYTHONPATH=str(common.REPO_ROOT / "operator"))
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
     @property
@@ -238,7 +238,7 @@ def plane_cpu() -> dict[str, float]:
             continue
         component = Path(args[0]).name
         cluster = next((c for c in CLUSTERS for a in args
-                        if a.endswith(f"kubeconfig-{c}.yaml") or a.endswith(f"/{c}") or f"registry-{c}" in a), "")
+                        if a.endswith((f"kubeconfig-{c}.yaml", f"/{c}")) or f"registry-{c}" in a), "")
         key = f"{component}@{cluster}" if cluster else component
         out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out

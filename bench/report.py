@@ -343,7 +343,7 @@ def scaling(data: dict[str, Any] | None) -> str:
            f"{b['regions']} regions, {b['slots']} slots; median of {data['runs']} runs; capacity limits = 400 concurrent "
            "jobs per region. Slope = exponent of a log-log fit (1 = linear).", ""]
     rows = []
-    for key, c in data["curves"].items():
+    for c in data["curves"].values():
         if c["axis"] == "product":
             pts = "; ".join(f"{p['jobs']:,}×{p['regions']}×{p['slots']:,}: {p['seconds'] * 1000:,.0f} ms" for p in c["points"])
             label = "all three (slope vs. the product)"
@@ -367,6 +367,56 @@ def planner_speed_latest() -> str:
     return "\n".join(["## Planner speed: latest `make bench` run", "",
                       "Output of `.venv/bin/python bench/planner_speed.py` in this run (the section above is the core's "
                       "own write-up, kept as it is):", "", path.read_text().strip(), ""])
+
+
+def forecaster(data: dict[str, Any] | None, libs: dict[str, Any] | None) -> str:
+    if not data:
+        return "## Built-in forecaster (DACF grids)\n\nNot run in this invocation.\n"
+    rows = data["rows"]
+    out = ["## Built-in forecaster (DACF grids)", "",
+           "Command: `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py`. Data: the six "
+           "grids of DACF (Maji, Sitaraman, Shenoy, e-Energy '22; `../shared/data/dacf`), 2021-07-01..12-31, hourly "
+           "actual intensity next to DACF's day-ahead forecast. Each day from the 29th on is forecast at 00:00 UTC "
+           f"from the {data['history_days']} days before it by the built-in forecaster "
+           "(`core/forecaster.py`: recency-weighted daily profile plus a deviation whose persistence per hour "
+           "ahead is fitted on the same history) and by the weekly profile (`signals/profile.py`, mean per hour of "
+           "week, the fallback before it). DACF's forecast is issued the day before from weather forecasts "
+           "(it knows less of the recent past and more of the weather). MAPE as the DACF paper computes it: "
+           "mean over days of the day's mean |error| / actual.", ""]
+    names = ("builtin", "weekly_profile", "dacf")
+    out.append(table(["Grid", "Days", "Built-in MAPE", "Weekly profile MAPE", "DACF MAPE",
+                      "Built-in pick", "Weekly-profile pick", "DACF pick"],
+                     [[r["region"], r["days"], *(pct(r["mape_pct"][n]) for n in names),
+                       *(fmt(r["pick_fraction_of_oracle"][n]) for n in names)] for r in rows]))
+    mean = {n: sum(r["mape_pct"][n] for r in rows) / len(rows) for n in names}
+    picks = {n: [r["pick_fraction_of_oracle"][n] for r in rows if r["pick_fraction_of_oracle"][n] is not None]
+             for n in names}
+    refit = data["refit"]
+    out += ["", f"Mean MAPE over the grids: built-in {pct(mean['builtin'])}, weekly profile "
+            f"{pct(mean['weekly_profile'])}, DACF {pct(mean['dacf'])}.", "",
+            "*Pick* columns: a 1 h job submitted every third hour may start in any of the next 24 hours; it starts "
+            "where the forecast is lowest; the value is the saving on actuals divided by the oracle's (the true "
+            "lowest hour), summed over the period. One decision, not the planner; mean: "
+            + ", ".join(f"{n.replace('_', ' ')} {fmt(sum(v) / len(v)) if v else '—'}" for n, v in picks.items())
+            + ".", "",
+            f"Cost: forecasting {refit['horizon_hours']} h for {refit['regions']} regions from "
+            f"{refit['history_hours']} hourly values each takes {refit['median_s']:.3f} s (median of the runs, "
+            f"max {refit['max_s']:.3f} s) on this shared machine, so the operator refits every cycle.", ""]
+    if libs:
+        out += ["Libraries made for time series, measured on the same days (24 h ahead at 00:00 UTC from 28 days) in a "
+                "separate virtualenv: `python3 -m venv /tmp/fc-eval && /tmp/fc-eval/bin/pip install statsforecast "
+                "statsmodels && PYTHONPATH=operator /tmp/fc-eval/bin/python bench/forecaster_libs.py` "
+                f"(installed: {libs['installed_mb']:.0f} MB of site-packages against {libs['numpy_mb']:.0f} MB for "
+                "NumPy alone).", ""]
+        out.append(table(["Model", "Mean MAPE", *REGION_ORDER, "Import s", "First fit s", "Median fit s"],
+                         [[name, pct(sum(m.values()) / len(m)), *(pct(m.get(r)) for r in REGION_ORDER),
+                           fmt(libs["import_s"].get(name.split()[0]), 2), fmt(libs["fit_s"][name]["first"], 3),
+                           fmt(libs["fit_s"][name]["median"], 4)] for name, m in libs["mape"].items()]))
+        out.append("")
+    return "\n".join(out)
+
+
+REGION_ORDER = ("CISO", "PJM", "ERCO", "ISNE", "SE", "DE")
 
 
 def render(previous: Path) -> str:
@@ -393,12 +443,14 @@ def render(previous: Path) -> str:
              "(then `CARBONSHIFT_STATE_DIR=$PWD/.state/bench CARBONSHIFT_PORT_OFFSET=300 hack/cluster down`)",
              "  - `.venv/bin/python bench/planner_scaling.py` — planner scaling",
              "  - `.venv/bin/python bench/planner_speed.py` — planner speed (the core's benchmark)",
+             "  - `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/forecaster.py` — built-in forecaster",
              "  - `.venv/bin/python bench/report.py` — this file", "",
              temporal(common.read_result("carbon_temporal")),
              spatial(common.read_result("carbon_spatial")),
              onsite(common.read_result("carbon_onsite")),
              operator(common.read_result("operator_scale")),
-             scaling(common.read_result("planner_scaling"))]
+             scaling(common.read_result("planner_scaling")),
+             forecaster(common.read_result("forecaster"), common.read_result("forecaster_libs"))]
     speed = planner_speed_section(previous)
     if speed:
         parts.append(speed.rstrip() + "\n")

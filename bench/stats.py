@@ -7,7 +7,7 @@ def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    k = min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))
+    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
     return s[k]
 
 

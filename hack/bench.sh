@@ -28,6 +28,7 @@ step carbon_temporal;  "$PY" bench/carbon_temporal.py
 step carbon_spatial;   "$PY" bench/carbon_spatial.py
 step carbon_onsite;    "$PY" bench/carbon_onsite.py
 step planner_scaling;  "$PY" bench/planner_scaling.py
+step forecaster;       "$PY" bench/forecaster.py
 step planner_speed;    "$PY" bench/planner_speed.py | tee "$BENCH_OUT/planner_speed.txt"
 
 cluster_down() {

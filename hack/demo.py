@@ -37,8 +37,8 @@ USER_OFFSET = int(os.environ.get("CARBONSHIFT_PORT_OFFSET", "0"))
 DEMO_OFFSET = USER_OFFSET + 50
 os.environ["CARBONSHIFT_PORT_OFFSET"] = str(DEMO_OFFSET)
 
-from localcluster import REPO_ROOT, LocalControlPlane  # noqa: E402
-from members import OPERATOR_NAMESPACE, apply_crds, kubectl, member_manifest  # noqa: E402
+from localcluster import REPO_ROOT, LocalControlPlane
+from members import OPERATOR_NAMESPACE, apply_crds, kubectl, member_manifest
 
 STATE = REPO_ROOT / ".state" / "demo"
 PLANE_STATE = STATE / "cluster"
@@ -74,7 +74,7 @@ def _alive(pid: int) -> bool:
 
 
 def start(name: str, argv: list[str]) -> None:
-    log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+    log = open(STATE / f"{name}.log", "ab")  # owned by the child
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO_ROOT)
     pids = _pids()
     pids[name] = proc.pid

@@ -148,7 +148,7 @@ class LocalControlPlane:
         # Debian's etcd 3.4 lacks progress notifications, so the API server cannot serve
         # client-go's streaming watch-list; newer clients (kwok) fall back noisily without this.
         env = dict(os.environ, KUBE_FEATURE_WatchListClient="false")
-        log = open(self.logs / f"{component}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.logs / f"{component}.log", "ab")  # owned by the child
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
         pids[component] = proc.pid

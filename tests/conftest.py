@@ -18,10 +18,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "hack"))
 
-from cluster_access import ControlPlane  # noqa: E402
-from localcluster import DEFAULT_CLUSTERS, LocalControlPlane  # noqa: E402
+from cluster_access import ControlPlane
+from localcluster import DEFAULT_CLUSTERS, LocalControlPlane
 
-from carbonshift.signals.tracedata import RESEARCH_DATA_ENV, research_data_dir  # noqa: E402
+from carbonshift.signals.tracedata import RESEARCH_DATA_ENV, research_data_dir
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -149,11 +149,11 @@ def test_policy_crd_defaults_are_strings_on_the_wire() -> None:
     spec = root["properties"]["spec"]
     assert "required" not in root and spec["default"] == {}
     assert spec["properties"]["maxSignalAge"]["default"] == "1h"
-    assert spec["properties"]["objective"]["default"] == "carbon"
-    assert spec["properties"]["blendWeight"] == {
-        "type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
-        "description": spec["properties"]["blendWeight"]["description"],
+    assert spec["properties"]["batteryReservePercent"] == {
+        "type": "number", "minimum": 0, "maximum": 100, "default": 20,
+        "description": spec["properties"]["batteryReservePercent"]["description"],
     }
+    assert "objective" not in spec["properties"] and "blendWeight" not in spec["properties"]  # no price signal
     assert spec["properties"]["podSecurityLevel"]["enum"] == ["baseline", "restricted"]
     assert "default" not in spec["properties"]["podSecurityLevel"]  # unset: the admin's level applies
 

@@ -20,7 +20,6 @@ from carbonshift.api import (
     JobConditionType,
     JobPhase,
     MemberCluster,
-    Objective,
     Resource,
     SignalFallback,
     SignalProvider,
@@ -86,7 +85,7 @@ def test_example_values_are_typed() -> None:
     assert train.spec.interruptible and train.spec.placement.allow_relocation
 
     policy = CarbonPolicy.model_validate(yaml.safe_load((EXAMPLES / "carbonpolicy-default.yaml").read_text()))
-    assert policy.spec.objective is Objective.CARBON
+    assert policy.spec.battery_reserve_percent == 20
     assert policy.spec.signal_fallback is SignalFallback.LAST_FORECAST
     assert policy.spec.max_signal_age == timedelta(hours=2)
 
@@ -102,7 +101,7 @@ def test_defaults_match_the_crd() -> None:
     policy = CarbonPolicy.model_validate({"metadata": {"name": "default"}})
     assert policy.spec.max_signal_age == timedelta(hours=1)
     assert policy.spec.pod_security_level is None  # the cluster admin's level applies
-    assert policy.spec.blend_weight == 0.5
+    assert policy.spec.battery_reserve_percent == 20
     member = MemberCluster.model_validate(
         {"spec": {"region": "r", "zone": "DE", "carbonSignal": {"provider": "trace", "trace": {"path": "DE"}}}}
     )

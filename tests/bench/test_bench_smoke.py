@@ -88,3 +88,17 @@ def test_operator_bench_helpers() -> None:
     assert metric_sums(text, "apiserver_request_total", ("verb",)) == {("POST",): 7.0, ("PATCH",): 3.0}
     assert hist_quantile({0.5: 0.0, 1.0: 10.0, float("inf"): 10.0}, 0.5) == pytest.approx(0.75)
     assert pct([3.0, 1.0, 2.0], 0.5) == 2.0
+
+
+@pytest.mark.research_data("dacf")
+def test_forecaster_bench_runs_small_and_reports(quick_env: Path) -> None:
+    import common
+    import forecaster
+    import report
+
+    forecaster.main()
+    data = common.read_result("forecaster")
+    assert data and len(data["rows"]) == 6
+    assert all(r["mape_pct"]["builtin"] < r["mape_pct"]["weekly_profile"] for r in data["rows"])
+    section = report.forecaster(data, None)
+    assert "| DE |" in section and "Built-in MAPE" in section

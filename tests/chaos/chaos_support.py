@@ -32,11 +32,11 @@ sys.path.insert(0, str(REPO_ROOT / "hack"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "operator"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from cluster_access import ControlPlane  # noqa: E402
-from operator_support import (  # noqa: E402  (reused, not copied)
+from cluster_access import ControlPlane
+from operator_support import (  # reused, not copied
     OperatorProcess, _member_ready, _metrics_up, caj_manifest, free_port, wait_until,
 )
-from members import OPERATOR_NAMESPACE, member_manifest, register_members  # noqa: E402
+from members import OPERATOR_NAMESPACE, member_manifest, register_members
 
 PORT_OFFSET = "200"
 FULL = os.environ.get("CARBONSHIFT_CHAOS") == "1"  # the full suite, not only the smoke subset
@@ -136,7 +136,7 @@ def start_operator(cp: ChaosPlane, log_dir: Path, *, leader: bool = False, speed
 
 
 def _start_with_env(process: OperatorProcess, env: dict[str, str]) -> None:
-    log = open(process.log_path, "ab")  # noqa: SIM115 - handed to the child
+    log = open(process.log_path, "ab")  # handed to the child
     process.proc = subprocess.Popen(process.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={**os.environ, **env})
 
@@ -322,7 +322,7 @@ class StubElectricityMaps:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 stub._handle(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

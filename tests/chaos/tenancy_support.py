@@ -270,7 +270,7 @@ class MemberRecorder:
                     resp.release_conn()
                     if gone:
                         break
-            except Exception:  # noqa: BLE001 - e.g. a member API server restart: list again
+            except Exception:  # e.g. a member API server restart: list again
                 time.sleep(0.5)
 
     # -- queries ---------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from chaos_support import (
 
 EXAMPLES = 300 if FULL else 40
 REAL_EXAMPLES = 60 if FULL else 12
-HSETTINGS = dict(deadline=None, database=None, derandomize=True, print_blob=True,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HSETTINGS: dict[str, Any] = {"deadline": None, "database": None, "derandomize": True, "print_blob": True,
+                              "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
 DURATION_RE = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
 UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 GO_MAX_NS = 2**63 - 1
@@ -181,8 +181,8 @@ def policy_specs(draw: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for key, strat in (("maxDelay", st.one_of(valid_durations, invalid_durations)),
                        ("allowedRegions", st.lists(regions, max_size=3, unique=True)),
-                       ("runNowBelowIntensity", numbers), ("objective", st.sampled_from(["carbon", "cost", "blend", "co2"])),
-                       ("blendWeight", numbers), ("batteryReservePercent", numbers), ("forecastSafetyMargin", numbers),
+                       ("runNowBelowIntensity", numbers),
+                       ("batteryReservePercent", numbers), ("forecastSafetyMargin", numbers),
                        ("signalFallback", st.sampled_from(["runNow", "lastForecast", "historicalProfile", "wait"])),
                        ("maxSignalAge", st.one_of(valid_durations, invalid_durations)), ("dryRun", st.booleans()),
                        ("podSecurityLevel", st.sampled_from(["baseline", "restricted", "privileged", ""]))):

@@ -70,7 +70,7 @@ def test_rules_follow_values(render: Callable[..., list[dict]]) -> None:
     assert stale["for"] == "30m"
 
 
-def test_rule_is_off_by_default_and_needs_metrics(render: Callable[..., list[dict]], helm) -> None:  # noqa: ANN001
+def test_rule_is_off_by_default_and_needs_metrics(render: Callable[..., list[dict]], helm) -> None:
     assert not find(render(), "PrometheusRule")
     result = helm.template("--set", "metrics.enabled=false", "--set", "metrics.prometheusRule.enabled=true",
                            check=False)

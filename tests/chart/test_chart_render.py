@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import yaml
@@ -63,7 +62,7 @@ def test_golden(helm: Helm, scenario: str) -> None:
 
 
 def test_no_stale_goldens() -> None:
-    assert sorted(p.stem for p in GOLDEN.glob("*.yaml")) == SCENARIOS, f"remove goldens without a ci/ scenario"
+    assert sorted(p.stem for p in GOLDEN.glob("*.yaml")) == SCENARIOS, "remove goldens without a ci/ scenario"
 
 
 # ---- values schema ----------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def test_every_value_is_documented() -> None:
         if stripped.startswith("# --"):
             pending = True
             continue
-        if not stripped or stripped.startswith("#") or stripped.startswith("- "):
+        if not stripped or stripped.startswith(("#", "- ")):
             continue
         match = key_re.match(line)
         assert match, f"values.yaml:{number}: unexpected line {line!r}"

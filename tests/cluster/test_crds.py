@@ -175,9 +175,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.allowedRegions must not be empty",
     ),
     (
-        "policy-blend-weight-out-of-range",
-        _policy("bad", objective="blend", blendWeight=1.5),
-        "spec.blendWeight",
+        "policy-battery-reserve-out-of-range",
+        _policy("bad", batteryReservePercent=150),
+        "spec.batteryReservePercent",
     ),
 ]
 
@@ -243,7 +243,7 @@ def test_policy_defaults(hub: Any, make_namespace: Callable[..., str]) -> None:
     result = hub.kubectl(HUB, "apply", "--dry-run=server", "-o", "yaml", "-n", namespace, "-f", "-",
                          input=json.dumps(_policy("default")))
     spec = yaml.safe_load(result.stdout)["spec"]
-    assert spec["objective"] == "carbon"
+    assert spec["batteryReservePercent"] == 20 and "objective" not in spec
     assert spec["maxSignalAge"] == "1h"
     assert spec["signalFallback"] == "runNow"
     assert "podSecurityLevel" not in spec  # unset: the cluster admin's level applies

@@ -100,6 +100,7 @@ class FakeApi:
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (resourceVersion, type, path, object)
         self._version = 100
         self._changed = asyncio.Condition()
+        self._wakers: set[asyncio.Task[None]] = set()  # wake-ups of watches in flight
 
     def __repr__(self) -> str:
         return f"FakeApi({self.name!r})"
@@ -206,7 +207,8 @@ class FakeApi:
             async with self._changed:
                 self._changed.notify_all()
 
-        loop.create_task(wake())
+        self._wakers.add(task := loop.create_task(wake()))
+        task.add_done_callback(self._wakers.discard)
 
     def _not_found(self, method: str, path: str) -> KubeError:
         return KubeError(404, f"{self.name}: {method} {path}: not found")

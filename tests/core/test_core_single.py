@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from core_strategies import REGIONS, SLOT, T0, jobs, snapshots
+from core_strategies import SLOT, T0, jobs, snapshots
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

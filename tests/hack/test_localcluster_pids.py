@@ -14,7 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "hack"))
 
-from localcluster import LocalControlPlane  # noqa: E402
+from localcluster import LocalControlPlane
 
 
 def test_down_never_signals_a_process_that_is_not_the_planes(tmp_path: Path) -> None:

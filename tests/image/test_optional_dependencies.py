@@ -3,8 +3,15 @@ them says which extra to install instead of failing with a bare ImportError."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import os
+import re
+import subprocess
 import sys
+import tomllib
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +42,54 @@ def test_the_lp_planner_without_scipy_names_the_extra(monkeypatch: pytest.Monkey
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ModuleNotFoundError, match=r"carbonshift\[lp\]"):
         plan_interruptible_lp([job], [region])
+
+
+# ---- the runtime dependencies are exactly what the operator imports ---------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = REPO_ROOT / "operator" / "carbonshift"
+#: Distribution name (as in pyproject.toml) -> the module it provides.
+MODULE_OF = {"PyYAML": "yaml", "prometheus-client": "prometheus_client"}
+
+
+def _requirement_modules(requirements: list[str]) -> set[str]:
+    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0] for r in requirements if not r.startswith("carbonshift")}
+    return {MODULE_OF.get(n, n.replace("-", "_").lower()) for n in names}
+
+
+def _third_party_imports(files: list[Path]) -> set[str]:
+    found = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"carbonshift"}
+
+
+def test_runtime_dependencies_are_exactly_what_the_operator_imports() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    files = sorted(PACKAGE.rglob("*.py"))
+    # pandas (carbonshift simulate) and scipy (the LP planner) are the sim and lp extras.
+    optional = {p for p in files if p.parent.name == "sim"} | {PACKAGE / "core" / "flow.py"}
+    assert _third_party_imports([p for p in files if p not in optional]) == _requirement_modules(
+        project["dependencies"])
+    assert _third_party_imports(sorted(optional)) - _requirement_modules(project["dependencies"]) == (
+        _requirement_modules(extras["sim"]) | _requirement_modules(extras["lp"]))
+    assert "kubernetes" not in _requirement_modules(project["dependencies"])
+
+
+def test_kopf_in_the_operator_does_not_load_the_kubernetes_client() -> None:
+    """The tests' venv has the official client (the image has not). Kopf would import it at start-up
+    (~65 MB RSS) and register a fallback login through it (never used: handlers.login is a regular
+    one). controller/nokube.py hides it, so the operator under test is the image's operator."""
+    probe = ("import sys, carbonshift.controller.command, kopf; from kopf._core.intents.causes import Activity; "
+             "r = kopf.get_default_registry(); "
+             "print('kubernetes' in sys.modules); "
+             "print(sorted(h.id for h in r._activities.get_handlers(Activity.AUTHENTICATION)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")}).stdout.split("\n")
+    assert importlib.util.find_spec("kubernetes") is not None  # installed here, as in every dev venv
+    assert out[:2] == ["False", "['login']"]

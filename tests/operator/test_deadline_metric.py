@@ -14,7 +14,7 @@ from operator_support import caj_manifest, wait_until
 pytestmark = pytest.mark.cluster
 
 
-def misses(operator, namespace: str) -> float:  # noqa: ANN001 - OperatorProcess
+def misses(operator, namespace: str) -> float:  # operator: an OperatorProcess
     pattern = rf'^carbonshift_deadline_misses_total\{{[^}}]*hub_namespace="{namespace}"[^}}]*\}} (\S+)$'
     return sum(float(v) for v in re.findall(pattern, operator.metrics(), re.M))
 

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -113,7 +112,7 @@ def rig(control_plane: Any, operator: OperatorProcess, tmp_path_factory: pytest.
              f"--metrics-port={port}", "--cycle-seconds=0.5", "--clock-speed=400"],
             folder / "operator.log", port)
         started = time.monotonic()
-        process.proc = subprocess.Popen(process.argv, stdout=open(process.log_path, "ab"),  # noqa: SIM115
+        process.proc = subprocess.Popen(process.argv, stdout=open(process.log_path, "ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True, env=env)
         wait_until(lambda: _metrics_up(process), timeout=60, what="operator /metrics", on_fail=process.log_tail)
         yield Rig(control_plane, state, process, started)

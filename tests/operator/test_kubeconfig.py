@@ -745,7 +745,7 @@ def test_exec_plugins_of_the_three_clouds_reach_their_members(control_plane: Any
             control_plane.kubectl("hub", "delete", "secret", f"kc-{plugin}-{suffix}", "-n", "carbonshift-system",
                                   "--wait=false", check=False)
     assert set(users.values()) == {"system:serviceaccount:kube-system:carbonshift-cloud"}
-    for plugin, cluster in clouds.items():
+    for plugin in clouds:
         runs = calls(plugins, plugin)
         assert len(runs) == 1, plugin  # the probe, 100 GETs and a POST: one plugin run
         assert runs[0]["stdin"] == "" and runs[0]["info"]["spec"]["interactive"] is False

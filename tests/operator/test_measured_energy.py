@@ -106,7 +106,7 @@ def kepler_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     kepler = KeplerLike()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             data = kepler.body()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -148,7 +148,7 @@ def kepler_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     ("current", KEPLER_CURRENT, WATTS / sum(ZONES.values())),  # package + dram of all four zones
     ("legacy", KEPLER_LEGACY, 1.0),                              # both modes
 ])
-def test_pod_energy_is_the_pods_power_over_its_run(kepler_prometheus, line, kepler, share) -> None:  # noqa: ANN001
+def test_pod_energy_is_the_pods_power_over_its_run(kepler_prometheus, line, kepler, share) -> None:
     """Each line's query gives the pod's 100 W over its run: for the current line exactly the package
     and dram share of all zones' increase (summing all four zones would say 165 W), for the legacy
     line both modes."""
@@ -184,7 +184,7 @@ def test_pod_energy_is_the_pods_power_over_its_run(kepler_prometheus, line, kepl
 
 @pytest.mark.parametrize("line", ["current", "legacy"])
 def test_finished_job_reports_kepler_measured_emissions(operator, hub, make_namespace, control_plane,
-                                                        kepler_prometheus, line) -> None:  # noqa: ANN001
+                                                        kepler_prometheus, line) -> None:
     exporter, url = kepler_prometheus
     cluster = f"eu-kepler-{line}"
     manifest = member_manifest(cluster, "DE", REGIONS["eu-de"][1], None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest

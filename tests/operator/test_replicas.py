@@ -85,7 +85,7 @@ def test_every_replica_serves_probes_and_metrics_and_one_leads(control_plane: An
     for name, process in processes.items():
         role = "leader" if name == leader else "follower"
         assert get(process, "/healthz")[0] == 200, name
-        status, text = wait_until(lambda p=process: (r := get(p, "/readyz"))[0] == 200 and r, timeout=30,
+        _, text = wait_until(lambda p=process: (r := get(p, "/readyz"))[0] == 200 and r, timeout=30,
                                   what=f"{name} ready", on_fail=logs)
         assert text.strip() == f"ready ({role})"
         metrics = get(process, "/metrics")[1]

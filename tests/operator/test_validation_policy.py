@@ -1,19 +1,22 @@
 """Which Pod Security level applies (the admin's, tightened only), which clusters a job may use,
-the policy's maxDelay capping a deadline, and the one power rule (no server)."""
+the policy's maxDelay capping a deadline, the battery reserve, and the one power rule (no server)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster
+from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.settings import AdminRules, DefaultPolicy, OperatorSettings, load_settings
 from carbonshift.controller.translate import (
     admission_reasons, core_job, cpu_cores, deadline_capped, job_deadline, job_power_w, requested_cpus,
 )
 from carbonshift.controller.validation import allowed_regions, job_problems, resolve_policy
+from carbonshift.core import Battery, RegionSignals, plan_job
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 BASELINE_ONLY_POD = {"containers": [{"name": "main", "image": "busybox"}]}  # meets baseline, not restricted
@@ -172,6 +175,30 @@ def test_raised_power_is_explained_and_used_by_the_core() -> None:
     assert admission_reasons(model, policy, NOW, 4.0) == [{"code": "PowerRaised", "message": estimate.message}]
 
 
+# ---- batteryReservePercent: how much of a site battery a namespace's jobs may plan to use ------------
+
+@pytest.mark.parametrize(("policy", "battery_wh"), [
+    (None, 40_000.0),  # no CarbonPolicy: the operator keeps 20 % in reserve
+    ({}, 40_000.0),  # the CRD default, 20
+    ({"batteryReservePercent": 50}, 10_000.0),
+    ({"batteryReservePercent": 60}, 0.0),  # the battery is at 60 %: nothing above the reserve
+    ({"batteryReservePercent": 0}, 60_000.0),
+])
+def test_battery_reserve_percent_limits_the_battery_energy_a_job_is_planned_to_use(
+        policy: dict[str, Any] | None, battery_wh: float) -> None:
+    model = job(power={"watts": 100_000})  # 100 kWh over its hour: more than the battery holds
+    resolved = policy_for(model, policy)
+    # A 100 kWh site battery at 60 % charge, as the signal hub reads it (all of it reserved until a
+    # policy says how much its jobs may use).
+    site = RegionSignals("eu-de", NOW, timedelta(minutes=15), np.full(12, 400.0),
+                         battery=Battery(capacity_wh=100_000, state_of_charge_fraction=0.6, reserve_fraction=1.0))
+    plan = plan_job(core_job(model, resolved, ("eu-de",), NOW, min_watts_per_cpu=4.0),
+                    with_battery_reserve([site], resolved.battery_reserve_fraction))
+    assert plan.feasible
+    assert sum(plan.battery_wh_by_slot) == pytest.approx(battery_wh)
+    assert plan.expected_g == pytest.approx((100_000 - battery_wh) * 400 / 1000)
+
+
 # ---- namespace sameness: one member namespace per hub namespace -------------------------------------
 
 def test_a_mapped_namespace_name_is_not_shared_with_the_hub_namespace_of_that_name() -> None:
@@ -184,3 +211,15 @@ def test_a_mapped_namespace_name_is_not_shared_with_the_hub_namespace_of_that_na
     assert swapped.spec.serves_namespace("a") and swapped.spec.serves_namespace("b")
     closed = member("eu-de", "eu-de", allowedNamespaces=["team-b"])
     assert not closed.spec.serves_namespace("team-a") and closed.spec.serves_namespace("team-b")
+
+
+def test_a_plan_on_the_builtin_forecast_says_so() -> None:
+    from carbonshift.controller.signalhub import RegionReading
+    from carbonshift.controller.translate import signal_reasons
+
+    signals = RegionSignals("eu-de", NOW, timedelta(hours=1), np.full(4, 300.0), None, None, None, 1.0)
+    ours = RegionReading("eu-de", "m", signals, NOW, 300.0, "prometheus:DE", "builtin-forecast")
+    assert [r["code"] for r in signal_reasons(ours)] == ["BuiltinForecast"]
+    assert "prometheus:DE" in signal_reasons(ours)[0]["message"]
+    theirs = RegionReading("eu-de", "m", signals, NOW, 300.0, "electricitymaps:DE", "forecast")
+    assert signal_reasons(theirs) == [] and signal_reasons(None) == []

@@ -17,20 +17,18 @@ _OPERATOR_DIR = str(Path(__file__).resolve().parents[2] / "operator")
 if _OPERATOR_DIR not in sys.path:
     sys.path.insert(0, _OPERATOR_DIR)
 
-import asyncio  # noqa: E402
 import json
 import random
 import shutil
-import socket
 import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -39,18 +37,13 @@ from carbonshift.signals import RetryPolicy
 from carbonshift.signals import exporter as exp
 from carbonshift.signals.openmetrics import Family, write_openmetrics
 from carbonshift.signals.trace import CalendarTimeMap
-from signals_support import FakeSleep, free_port
+from signals_support import (
+    BACKFILL_END, BACKFILL_START, KEPLER_END, KEPLER_POD, KEPLER_START, KEPLER_WATTS, FakeSleep, free_port,
+)
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 
-#: The backfilled period (the calendar map replays the same dates of the traces' 2022).
-BACKFILL_START = datetime(2020, 6, 1, tzinfo=timezone.utc)
-BACKFILL_END = datetime(2020, 6, 6, tzinfo=timezone.utc)
-KEPLER_POD = ("batch", "train-1")
-KEPLER_WATTS = 100.0
-KEPLER_START = datetime(2020, 6, 2, 0, tzinfo=timezone.utc)
-KEPLER_END = datetime(2020, 6, 2, 6, tzinfo=timezone.utc)
 
 @pytest.fixture
 def fake_sleep() -> FakeSleep:
@@ -92,7 +85,7 @@ def fake_api() -> Iterator[FakeApi]:
     api = FakeApi(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             headers = {k.lower(): v for k, v in self.headers.items()}

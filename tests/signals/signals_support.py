@@ -5,9 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Coroutine
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Imported by name from here, not from conftest: another folder's conftest may hold that name.
+#: The backfilled period of the Prometheus fixture (the calendar map replays the traces' 2022 dates).
+BACKFILL_START = datetime(2020, 6, 1, tzinfo=timezone.utc)
+BACKFILL_END = datetime(2020, 6, 6, tzinfo=timezone.utc)
+KEPLER_POD = ("batch", "train-1")
+KEPLER_WATTS = 100.0
+KEPLER_START = datetime(2020, 6, 2, 0, tzinfo=timezone.utc)
+KEPLER_END = datetime(2020, 6, 2, 6, tzinfo=timezone.utc)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

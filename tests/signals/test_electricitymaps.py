@@ -29,6 +29,7 @@ from carbonshift.signals import (
 from signals_support import run
 
 NOW = datetime(2024, 5, 1, 12, 10, tzinfo=timezone.utc)
+NOW_HOUR = NOW.replace(minute=0)
 TOKEN = "em-secret-token-value"
 SECRETS = StaticSecretReader({("carbonshift-system", "em"): {"token": TOKEN}})
 
@@ -37,7 +38,7 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def latest(value: float = 302, at: datetime = NOW.replace(minute=0), zone: str = "DE") -> dict[str, Any]:
+def latest(value: float = 302, at: datetime = NOW_HOUR, zone: str = "DE") -> dict[str, Any]:
     return {"zone": zone, "carbonIntensity": value, "datetime": _iso(at), "updatedAt": _iso(at + timedelta(minutes=5)),
             "createdAt": _iso(at - timedelta(days=3)), "emissionFactorType": "lifecycle", "isEstimated": False,
             "estimationMethod": None}
@@ -72,7 +73,7 @@ def test_current_value_sends_token_and_zone(fake_api: Any, retry: RetryPolicy, c
     s = run(p.current())
     assert s.latest == (NOW.replace(minute=0), 302.0) and s.kind is SeriesKind.ACTUAL
     assert s.observed_at == NOW.replace(minute=0) and s.unit == "gCO2eq/kWh"
-    path, query, headers = fake_api.requests[0]
+    _, query, headers = fake_api.requests[0]
     assert query["zone"] == ["DE"] and headers["auth-token"] == TOKEN
     assert TOKEN not in caplog.text and TOKEN not in repr(p)
 
@@ -115,13 +116,14 @@ def test_rate_limit_honours_retry_after(fake_api: Any, retry: RetryPolicy, fake_
     assert fake_sleep.delays == [7.0]
 
 
-def test_forecast_outage_falls_back_to_weekly_profile(fake_api: Any, retry: RetryPolicy) -> None:
+def test_forecast_outage_falls_back_to_builtin_forecast(fake_api: Any, retry: RetryPolicy) -> None:
     fake_api.json("/v3/carbon-intensity/forecast", {"error": "boom"}, status=503)
     fake_api.json("/v3/carbon-intensity/history", history_body())
     p = provider(fake_api.url, retry)
     p.profile_history = timedelta(hours=24)  # history endpoint covers the past 24 h
     s = run(p.forecast(timedelta(hours=4)))
-    assert s.kind is SeriesKind.PROFILE_FALLBACK and len(s) == 4
+    # Hourly from the hour containing now (not on the hour) until now + 4 h: five points.
+    assert s.kind is SeriesKind.BUILTIN_FORECAST and len(s) == 5 and s.points[-1][0] + timedelta(hours=1) >= NOW + timedelta(hours=4)
     assert any("fallback because" in n for n in s.notes)
 
 

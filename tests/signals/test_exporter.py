@@ -97,8 +97,8 @@ def test_cli_backfill_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert rc == 0 and "wrote" in capsys.readouterr().out
     lines = out.read_text().splitlines()
     assert lines[-1] == "# EOF"
-    samples = [l for l in lines if l.startswith("carbonshift_grid_intensity_g_per_kwh{")]
-    stamps = [float(l.rsplit(" ", 1)[1]) for l in samples]
+    samples = [line for line in lines if line.startswith("carbonshift_grid_intensity_g_per_kwh{")]
+    stamps = [float(line.rsplit(" ", 1)[1]) for line in samples]
     assert len(samples) == 4 and stamps == sorted(stamps) and stamps[0] == datetime(2022, 3, 1, tzinfo=timezone.utc).timestamp()
 
 

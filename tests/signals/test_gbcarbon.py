@@ -92,6 +92,6 @@ def test_negative_forecast_is_bad_data(fake_api: Any, retry: RetryPolicy) -> Non
 def test_bad_forecast_and_no_history_is_unavailable(fake_api: Any, retry: RetryPolicy) -> None:
     start = NOW.replace(minute=0)
     fake_api.json(f"/intensity/{_z(NOW)}/fw48h", {"data": [period(start + i * HALF, -10.0) for i in range(4)]})
-    with pytest.raises(ProviderUnavailable, match="no history for a profile") as err:
+    with pytest.raises(ProviderUnavailable, match="no history to forecast from") as err:
         run(provider(fake_api.url, retry).forecast(timedelta(hours=2)))
     assert "negative" in str(err.value)

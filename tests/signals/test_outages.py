@@ -1,6 +1,6 @@
 """Every HTTP provider under outage: connection refused, HTTP 500, and timeouts.
 
-Each must raise ``ProviderUnavailable`` (translated once, with the httpx error as cause)
+Each must raise ``ProviderUnavailable`` (translated once, with the aiohttp error as cause)
 after the retry policy's attempts, with jittered backoff between them.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from carbonshift.signals import ProviderUnavailable, RateLimited, RetryPolicy, StaticSecretReader, build_provider
@@ -42,7 +42,7 @@ def build(name: str, url: str, retry: RetryPolicy) -> Any:
 def test_connection_refused(name: str, refused_url: str, retry: RetryPolicy, fake_sleep: Any) -> None:
     with pytest.raises(ProviderUnavailable) as err:
         run(build(name, refused_url, retry).current())
-    assert isinstance(err.value.__cause__, httpx.ConnectError)
+    assert isinstance(err.value.__cause__, aiohttp.ClientConnectorError)
     assert len(fake_sleep.delays) == 2 and all(0 <= d <= 1.0 for d in fake_sleep.delays)
 
 
@@ -60,7 +60,7 @@ def test_timeout(name: str, fake_api: Any, retry: RetryPolicy) -> None:
     fake_api.delay = 0.4
     with pytest.raises(ProviderUnavailable) as err:
         run(build(name, fake_api.url, retry).current())
-    assert isinstance(err.value.__cause__, httpx.TimeoutException)
+    assert isinstance(err.value.__cause__, TimeoutError)
 
 
 def test_persistent_rate_limit(fake_api: Any, retry: RetryPolicy, fake_sleep: Any) -> None:
@@ -82,8 +82,8 @@ def test_profile_fallback_after_outage_uses_last_good_history(fake_api: Any, ret
     p.profile_history = timedelta(days=14)
     fake_api.routes["/intensity/" + start.strftime("%Y-%m-%dT%H:%MZ") + "/" + NOW.strftime("%Y-%m-%dT%H:%MZ")] = (
         lambda q, h: (200, {}, {"data": periods}))
-    first = run(p.forecast(timedelta(hours=3)))  # forecast route missing (404) -> profile from history
-    assert first.kind.value == "profile-fallback"
+    first = run(p.forecast(timedelta(hours=3)))  # forecast route missing (404) -> built-in forecast from history
+    assert first.kind.value == "builtin-forecast"
     fake_api.routes.clear()
     p._cache.invalidate()
     p._history_cache._values = {k: (NOW - timedelta(seconds=1), v) for k, (_, v) in p._history_cache._values.items()}

@@ -29,8 +29,7 @@ from carbonshift.signals import (
 )
 from carbonshift.signals.kepler import KEPLER_LEGACY
 from carbonshift.signals.prometheus import PrometheusSource, parse_duration
-from conftest import BACKFILL_END, KEPLER_POD, KEPLER_WATTS
-from signals_support import run
+from signals_support import BACKFILL_END, KEPLER_POD, KEPLER_WATTS, run
 
 pytestmark = pytest.mark.prometheus
 
@@ -82,10 +81,10 @@ def test_forecast_from_future_timestamped_samples(prometheus_server: Any, retry:
     assert len(s) == 5 and s.points[2] == (AT + timedelta(hours=2), pytest.approx(trace_value(AT + timedelta(hours=2))))
 
 
-def test_no_forecast_query_falls_back_to_weekly_profile(prometheus_server: Any, retry: RetryPolicy) -> None:
+def test_no_forecast_query_falls_back_to_builtin_forecast(prometheus_server: Any, retry: RetryPolicy) -> None:
     p = provider(prometheus_server.url, retry, at=datetime(2020, 6, 5, 18, tzinfo=timezone.utc), forecastQuery="")
     s = run(p.forecast(timedelta(hours=12)))
-    assert s.kind is SeriesKind.PROFILE_FALLBACK and len(s) == 12
+    assert s.kind is SeriesKind.BUILTIN_FORECAST and len(s) == 12
 
 
 def test_stale_after_the_data_stops(prometheus_server: Any, retry: RetryPolicy) -> None:
@@ -116,7 +115,7 @@ def test_query_errors_are_reported_with_prometheus_own_message(prometheus_server
     prom = PrometheusSource(prometheus_server.url, now=lambda: AT)
     with pytest.raises(SignalConfigError, match=r"bad query sum\(: HTTP 400 bad_data: .*parse error"):
         run(prom.instant("sum("))
-    with pytest.raises(SignalConfigError, match="HTTP 422 execution: .*many-to-many matching not allowed"):
+    with pytest.raises(SignalConfigError, match=r"HTTP 422 execution: .*many-to-many matching not allowed"):
         run(prom.instant("carbonshift_grid_intensity_g_per_kwh + on() carbonshift_grid_intensity_g_per_kwh"))
     with pytest.raises(SignalConfigError, match="end timestamp must not be before start time"):
         run(prom.range(DE, AT, AT - timedelta(hours=1), timedelta(minutes=15)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from carbonshift.signals import (
@@ -42,7 +42,7 @@ def test_instant_query_request_and_answer(fake_api: Any, retry: RetryPolicy) -> 
     fake_api.json("/prefix/api/v1/query", VECTOR)
     prom = source(fake_api.url + "/prefix/", retry, headers={"Authorization": "Bearer s3cret"})
     assert run(prom.instant('x{region="de"}')) == [({"region": "de"}, AT, 321.5)]
-    path, query, headers = fake_api.requests[0]
+    _, query, headers = fake_api.requests[0]
     assert query == {"query": ['x{region="de"}'], "time": [str(AT.timestamp())]}
     assert headers["authorization"] == "Bearer s3cret"
 
@@ -68,7 +68,7 @@ def test_persistent_server_error(fake_api: Any, retry: RetryPolicy) -> None:
     fake_api.json("/api/v1/query", {"status": "error", "errorType": "timeout", "error": "query timed out"}, status=503)
     with pytest.raises(ProviderUnavailable, match="HTTP 503 timeout: query timed out") as err:
         run(source(fake_api.url, retry).instant("x"))
-    assert isinstance(err.value.__cause__, httpx.HTTPStatusError) and len(fake_api.requests) == 3
+    assert isinstance(err.value.__cause__, aiohttp.ClientResponseError) and len(fake_api.requests) == 3
 
 
 def test_rate_limit_honours_retry_after(fake_api: Any, retry: RetryPolicy, fake_sleep: Any) -> None:
@@ -114,11 +114,11 @@ def test_one_client_per_event_loop_and_aclose(fake_api: Any, retry: RetryPolicy)
 
     async def twice() -> None:
         await prom.instant("x")
-        first = prom._client
+        first = prom._session.get()
         await prom.instant("x")
-        assert prom._client is first
+        assert prom._session.get() is first
         await prom.aclose()
-        assert first is not None and first.is_closed
+        assert first.closed
 
     run(twice())
     run(twice())

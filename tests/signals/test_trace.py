@@ -52,7 +52,7 @@ def test_member_trace_is_bundled_or_inside_the_data_folder(tmp_path: Path) -> No
     assert load_trace(resolve_member_trace(str(data / "sub" / "x.csv"), data)).values.tolist() == [100, 200]
     for path, where in (("sub/x.csv", None), (str(outside / "y.csv"), data), ("../outside/y.csv", data),
                         ("sub/../../outside/y.csv", data), ("link.csv", data), ("/etc/passwd", data), (".", data)):
-        with pytest.raises(SignalConfigError, match="bundled trace .* or a file inside the operator's data folder"):
+        with pytest.raises(SignalConfigError, match=r"bundled trace .* or a file inside the operator's data folder"):
             resolve_member_trace(path, where)
 
 

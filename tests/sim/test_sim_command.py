@@ -47,5 +47,5 @@ def test_simulate_needs_no_arguments_and_no_data_beside_the_clone(capsys: pytest
     assert main(["simulate"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["regions"] == ["de"] and result["config"]["slot_minutes"] == 30
-    assert result["jobs"] > 3000 and result["infeasible"] == 0 and result["deadline_misses"] == 0
+    assert result["jobs"] > 3000 and result["unplaced_jobs"] == 0 and result["deadline_misses"] == 0
     assert 0 < result["savings_pct"] <= result["oracle_savings_pct"] + 1e-9

@@ -71,7 +71,6 @@ from .policy import (
     CarbonPolicy,
     CarbonPolicySpec,
     CarbonPolicyStatus,
-    Objective,
     SignalFallback,
 )
 
@@ -123,7 +122,6 @@ __all__ = [
     "MemberJobRef",
     "MemberReason",
     "ObjectMeta",
-    "Objective",
     "Placement",
     "PodSecurityLevel",
     "PowerEstimate",

@@ -116,6 +116,7 @@ class JobReason(enum.StrEnum):
     RELOCATED = "Relocated"
     DEADLINE_CAPPED = "DeadlineCapped"
     POWER_RAISED = "PowerRaised"
+    BUILTIN_FORECAST = "BuiltinForecast"  # planned on the operator's own forecast from the signal's history
     # DeadlineAtRisk
     RUN_NOW_DEADLINE_NEAR = "RunNowDeadlineNear"
     DEADLINE_SAFE = "DeadlineSafe"

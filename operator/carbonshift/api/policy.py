@@ -22,7 +22,7 @@ __all__ = [
     "CarbonPolicy",
     "CarbonPolicySpec",
     "CarbonPolicyStatus",
-    "Objective",
+    "DEFAULT_BATTERY_RESERVE_PERCENT",
     "SignalFallback",
 ]
 
@@ -30,14 +30,8 @@ __all__ = [
 DEFAULT_POLICY_NAME: Final = "default"
 #: Signals older than this are stale unless the policy says otherwise.
 DEFAULT_MAX_SIGNAL_AGE: Final = timedelta(hours=1)
-
-
-class Objective(enum.StrEnum):
-    """What the planner minimises."""
-
-    CARBON = "carbon"  # grams of CO2eq
-    COST = "cost"  # energy cost (grid price, less own solar and battery)
-    BLEND = "blend"  # blendWeight * carbon + (1 - blendWeight) * cost, each normalised
+#: A site battery is kept at least this full for flexible jobs unless the policy says otherwise.
+DEFAULT_BATTERY_RESERVE_PERCENT: Final = 20
 
 
 class SignalFallback(enum.StrEnum):
@@ -78,21 +72,11 @@ class CarbonPolicySpec(ApiModel):
         ge=0,
         description="Run a job at once, without shifting, when the current intensity is below this many gCO2eq/kWh.",
     )
-    objective: Objective = Field(
-        default=Objective.CARBON,
-        description="What to minimise: carbon (gCO2eq), cost (energy cost), or blend (both, weighted by blendWeight).",
-    )
-    blend_weight: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="With objective blend: the weight of carbon, from 0 (cost only) to 1 (carbon only).",
-    )
     battery_reserve_percent: float = Field(
-        default=20,
+        default=DEFAULT_BATTERY_RESERVE_PERCENT,
         ge=0,
         le=100,
-        description="State of charge (percent) below which a site's battery is not used for flexible jobs.",
+        description="State of charge (percent) below which this namespace's jobs draw no energy from a site's battery (the planner counts only the energy above it).",
     )
     forecast_safety_margin: float = Field(
         default=0.1,
@@ -141,7 +125,7 @@ class CarbonPolicy(Resource):
         # Calico, Cilium, Istio or Kueue.
         short_names=("cspol",),
         printer_columns=(
-            PrinterColumn("Objective", ".spec.objective", description="What the planner minimises."),
+            PrinterColumn("Fallback", ".spec.signalFallback", description="What happens when signals are missing or stale."),
             PrinterColumn("Max-Delay", ".spec.maxDelay", description="Longest delay allowed."),
             PrinterColumn("Dry-Run", ".spec.dryRun", type="boolean", description="Decide but never delay."),
             PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),

@@ -168,7 +168,7 @@ async def _operate(settings: OperatorSettings, hub: KubeApi, registry: MemberReg
         if elector is not None and elector.leading and not lost.is_set():
             try:
                 await asyncio.wait_for(elector.release(), timeout=RELEASE_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("releasing the lease took over %.0f s; it expires by itself", RELEASE_TIMEOUT_S)
         await health.stop()
 
@@ -218,7 +218,7 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kopf.objects", "kopf.activities.probe", "urllib3", "httpx", "aiohttp.access"):
+    for noisy in ("kopf.objects", "kopf.activities.probe", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = _settings(args)
     identity = args.identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"

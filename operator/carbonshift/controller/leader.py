@@ -114,7 +114,7 @@ class LeaderElector:
                 logged = True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.retry_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return False
 
@@ -125,7 +125,7 @@ class LeaderElector:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.lease_seconds / 3)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 if await self.try_acquire():

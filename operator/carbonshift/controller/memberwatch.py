@@ -81,7 +81,7 @@ class MemberJobCache:
 
     def _belongs(self, job: dict[str, Any]) -> bool:
         # Two MemberClusters may share one physical cluster: a Job made for the other is not ours.
-        return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_MEMBER, self.member) == self.member
+        return bool(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_MEMBER, self.member) == self.member)
 
     # ----- list and watch ---------------------------------------------------------------------
     def start(self) -> None:

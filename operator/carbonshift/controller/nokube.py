@@ -1,11 +1,16 @@
-"""Keeps the official ``kubernetes`` client out of the operator process.
+"""Keeps the official ``kubernetes`` client out of the operator process where it happens to be installed.
 
-Kopf imports it opportunistically whenever it is installed: its model types at ``import kopf``
-(kopf._cogs.helpers.thirdparty) and a whole ``import kubernetes`` to probe for it when its
-default handler registry is created (at the first ``@kopf.on...`` decorator). That alone costs
-about 65 MB RSS, and nothing in the operator uses it (kube.py speaks HTTP itself). The package
-stays installed for the tests and benchmarks, so it is hidden only while Kopf and the handlers
-are imported; code that imports it later, or had imported it before, is unaffected.
+It is not a dependency of the operator, and the image does not have it: there this is a no-op.
+Development and test venvs do have it (the tests' own client and the benchmarks use it), and Kopf
+imports it opportunistically when it is importable: its model types at ``import kopf``
+(kopf._cogs.helpers.thirdparty) and ``import kubernetes`` when its default handler registry is
+created (the first ``@kopf.on...``), registering a fallback login through it. That login never
+runs (handlers.login is a regular handler, which wins), but the import costs about 65 MB RSS, so
+the operator under test would not be the operator users run (tests/operator/test_validation_memory.py
+measures its memory). The package is hidden only while Kopf and the handlers are imported; code
+that imports it later, or had imported it before, is unaffected.
+tests/image/test_optional_dependencies.py checks that the operator loads no ``kubernetes`` and logs
+in only through its own handler.
 """
 
 from __future__ import annotations

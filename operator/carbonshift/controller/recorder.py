@@ -61,7 +61,7 @@ class EventRecorder:
         if self._tasks:
             try:
                 await asyncio.wait_for(self._queue.join(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("%d Events not posted at shutdown", self._queue.qsize())
         for task in self._tasks:
             task.cancel()

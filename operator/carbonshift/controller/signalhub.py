@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 READ_BUDGET_S = 3.0
 # Solar has no forecast source yet: the current surplus is assumed to persist this long.
 SOLAR_PERSISTENCE = timedelta(hours=1)
+
+
+def with_battery_reserve(signals: list[RegionSignals], reserve_fraction: float) -> list[RegionSignals]:
+    """The regions as one policy's jobs see them: each site battery usable down to ``reserve_fraction``."""
+    return [s if s.battery is None else replace(s, battery=replace(s.battery, reserve_fraction=reserve_fraction))
+            for s in signals]
 
 
 @dataclass
@@ -90,10 +96,12 @@ class SignalHub:
     def n_slots(self) -> int:
         return int(self.horizon / self.slot)
 
-    async def read(self, member: MemberCluster, start: datetime, battery_reserve_fraction: float = 0.2) -> RegionReading:
+    async def read(self, member: MemberCluster, start: datetime) -> RegionReading:
         """The member's signals on the grid from ``start``; never raises for a provider problem.
 
-        The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now.
+        The grid starts at the cycle's "now" (not a slot boundary), so "run now" means now. A
+        battery in the reading keeps all its charge in reserve until ``with_battery_reserve``
+        applies a policy's reserve: the reserve is the namespace's choice, not the site's.
         """
         n = self.n_slots
         spec = member.spec
@@ -120,7 +128,7 @@ class SignalHub:
             fetched, entry.pending = entry.pending, None
             current, forecast = fetched.result()
             intensity = to_slots([current, forecast], start, self.slot, n)
-            solar, battery = await self._energy(entry, start, n, battery_reserve_fraction)
+            solar, battery = await self._energy(entry, start, n)
             reading = RegionReading(
                 region=spec.region, member=member.metadata.name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
@@ -147,8 +155,7 @@ class SignalHub:
             return RegionReading(spec.region, member.metadata.name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
 
-    async def _energy(self, entry: _MemberSignals, start: datetime, n: int,
-                      reserve: float) -> tuple[np.ndarray | None, Battery | None]:
+    async def _energy(self, entry: _MemberSignals, start: datetime, n: int) -> tuple[np.ndarray | None, Battery | None]:
         if entry.energy is None:
             return None, None
         try:
@@ -166,7 +173,7 @@ class SignalHub:
             battery = Battery(
                 capacity_wh=snap.battery_capacity.latest[1],
                 state_of_charge_fraction=snap.battery_state_of_charge.latest[1],
-                reserve_fraction=reserve,
+                reserve_fraction=1.0,  # nothing usable until a policy's reserve is applied
                 max_discharge_w=snap.battery_max_discharge_watts or math.inf,
             )
         return solar, battery

@@ -36,7 +36,7 @@ def with_decision(status: dict[str, Any], decision: dict[str, Any]) -> dict[str,
     previous = status.get("decision")
     history = list(status.get("history") or [])
     if previous and _decision_key(previous) != _decision_key(decision):
-        history = (history + [previous])[-HISTORY_LIMIT:]
+        history = [*history, previous][-HISTORY_LIMIT:]
     return {"decision": decision, "history": history}
 
 

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
@@ -23,6 +23,9 @@ from carbonshift.api.job import DecisionMethod, JobReason, format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.controller.validation import EffectivePolicy
 from carbonshift.timefmt import to_iso
+
+if TYPE_CHECKING:
+    from carbonshift.controller.signalhub import RegionReading
 
 
 #: Watts assumed for a job that declares neither power nor energy and requests no CPU.
@@ -227,3 +230,18 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     if power.raised:
         reasons.append({"code": JobReason.POWER_RAISED, "message": power.message[:1024]})
     return reasons
+
+
+# The RegionReading.kind (a SeriesKind value) of a forecast the operator made itself from history.
+BUILTIN_FORECAST_KIND = "builtin-forecast"
+
+
+def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
+    """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
+    forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
+    provider's."""
+    if reading is None or reading.kind != BUILTIN_FORECAST_KIND:
+        return []
+    return [{"code": JobReason.BUILTIN_FORECAST,
+             "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
+                        "forecast from the signal's own history"[:1024]}]

@@ -13,7 +13,7 @@ from typing import Any
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster, PodSecurityLevel
 from carbonshift.api.duration import format_duration
-from carbonshift.api.policy import DEFAULT_POLICY_NAME, SignalFallback
+from carbonshift.api.policy import DEFAULT_BATTERY_RESERVE_PERCENT, DEFAULT_POLICY_NAME, SignalFallback
 from carbonshift.controller.podsecurity import job_spec_problems, pod_security_problems
 from carbonshift.controller.settings import AdminRules, DefaultPolicy
 
@@ -31,7 +31,7 @@ class EffectivePolicy:
     signal_fallback: SignalFallback
     max_signal_age: timedelta
     dry_run: bool
-    battery_reserve_fraction: float | None
+    battery_reserve_fraction: float  # of a site battery's capacity, kept for others (batteryReservePercent)
     pod_security_level: str  # the stricter of the admin's (operator setting) and the policy's
     max_parallelism: int = 10
     max_completions: int = 100
@@ -56,7 +56,8 @@ def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec], d
             source="operator defaults", max_delay=defaults.max_delay, allowed_regions=None,
             run_now_below_g_per_kwh=defaults.run_now_below_intensity,
             forecast_safety_margin=defaults.forecast_safety_margin, signal_fallback=defaults.signal_fallback,
-            max_signal_age=defaults.max_signal_age, dry_run=False, battery_reserve_fraction=None,
+            max_signal_age=defaults.max_signal_age, dry_run=False,
+            battery_reserve_fraction=DEFAULT_BATTERY_RESERVE_PERCENT / 100.0,
             pod_security_level=str(PodSecurityLevel.stricter(admin.pod_security_level)), **limits,
         ), None
     spec = policies[name]

@@ -51,8 +51,8 @@ def slim_job(body: Any) -> dict[str, Any]:
 
 def resource_version(body: dict[str, Any] | None) -> int | None:
     try:
-        return int(((body or {}).get("metadata") or {}).get("resourceVersion"))
-    except (TypeError, ValueError):
+        return int(str(((body or {}).get("metadata") or {}).get("resourceVersion")))
+    except ValueError:  # None, or not an integer
         return None
 
 

@@ -6,9 +6,10 @@ same code plans live jobs, answers what-if questions and computes the perfect-fo
 """
 
 from carbonshift.core.batch import BatchOrder, plan_jobs
+from carbonshift.core.bound import Bound, emissions_lower_bound
 from carbonshift.core.flow import plan_interruptible_lp
 from carbonshift.core.forecast import smooth_forecast
-from carbonshift.core.model import Battery, Capacity, Fallback, Job, Objective, PlannerOptions, RegionSignals
+from carbonshift.core.model import Battery, Capacity, Fallback, Job, PlannerOptions, RegionSignals
 from carbonshift.core.plan import Plan, Reason, ReasonCode
 from carbonshift.core.single import plan_job
 from carbonshift.core.snapshot import Snapshot, build_snapshot
@@ -16,10 +17,10 @@ from carbonshift.core.snapshot import Snapshot, build_snapshot
 __all__ = [
     "Battery",
     "BatchOrder",
+    "Bound",
     "Capacity",
     "Fallback",
     "Job",
-    "Objective",
     "Plan",
     "PlannerOptions",
     "Reason",
@@ -27,6 +28,7 @@ __all__ = [
     "RegionSignals",
     "Snapshot",
     "build_snapshot",
+    "emissions_lower_bound",
     "plan_interruptible_lp",
     "plan_job",
     "plan_jobs",

@@ -138,7 +138,7 @@ class _Precomputed:
         if not self.row_valid[row].any():
             return plan_in_context(ctx)  # no signal: the fallbacks decide
         starts, best = self.starts[row], self.best[row]
-        now_ok, now_cost, home = bool(self.valid0[row, ctx.home]), float(self.cost0[row, ctx.home]), ctx.home
+        now_ok, now_cost = bool(self.valid0[row, ctx.home]), float(self.cost0[row, ctx.home])
         checked: set[tuple[int, int]] = set()
         if self.limited:
             # Capacity only removes candidates, so the decision stands if these runs still fit:

@@ -73,4 +73,5 @@ def battery_savings_per_window(
     ci_sorted = np.take_along_axis(ci, order, axis=1)
     before = np.cumsum(cap_sorted, axis=1) - cap_sorted
     alloc = np.clip(budget_wh - before, 0.0, cap_sorted)
-    return (alloc * ci_sorted).sum(axis=1) / 1000.0
+    saved_g: FloatArray = (alloc * ci_sorted).sum(axis=1) / 1000.0
+    return saved_g

@@ -144,7 +144,7 @@ def plan_interruptible_lp(
             eff = sig.battery.charge_efficiency
             entries = [(off_e + c, 1.0), (off_c + c, -eff * h), (off_b + c, h)]
             if prev is not None:
-                eq(entries + [(off_e + prev, -1.0)], 0.0)
+                eq([*entries, (off_e + prev, -1.0)], 0.0)
             else:
                 # first modelled slot of a run of cells: start from what is left above reserve
                 start_wh = sig.battery.reserve_fraction * sig.battery.capacity_wh + float(battery_left[r])

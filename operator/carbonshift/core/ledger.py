@@ -94,7 +94,8 @@ class Ledger:
     def discharge_left_wh(self, r: int) -> np.ndarray:
         """(n,) battery energy per slot still allowed by the region's max discharge power."""
         snap = self.snapshot
-        return np.clip(snap.battery_max_discharge_w[r] - self.battery_w[r], 0.0, None) * snap.slot_hours
+        left: np.ndarray = np.clip(snap.battery_max_discharge_w[r] - self.battery_w[r], 0.0, None) * snap.slot_hours
+        return left
 
     def slot_full(self, it_power_w: float, first: int = 0, stop: int | None = None) -> np.ndarray:
         """(R, stop - first) bool: slots where one more job of this power would exceed a limit."""

@@ -25,12 +25,6 @@ class Fallback(str, Enum):
     RUN_NOW = "RunNow"
 
 
-class Objective(str, Enum):
-    """What the planner minimises. Only grid carbon is implemented today."""
-
-    CARBON = "Carbon"
-
-
 @dataclass(frozen=True)
 class Job:
     """One unit of flexible batch work.
@@ -162,4 +156,3 @@ class PlannerOptions:
     forecast_error_fraction: float = 0.0
     run_now_below_g_per_kwh: float | None = None
     fallback: Fallback = Fallback.RUN_NOW
-    objective: Objective = Objective.CARBON

@@ -13,6 +13,8 @@ Methods (see docs/planner.md):
 - Interruptible: per allowed region the cheapest usable slots before the deadline (sort), the
   cheapest region wins. Optimal for one job that stays in one region.
 Ties go to the home region, then the earliest start, then the region listed first: deterministic.
+Costs within a relative 1e-9 of each other are ties (``windows.TIE_RTOL``): floating-point sums of
+equal windows differ in their last bits, and an exact comparison would delay work for nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from carbonshift.core.model import Job, PlannerOptions, RegionSignals
 from carbonshift.core.plan import Plan, Reason, ReasonCode
 from carbonshift.core.slots import JobWindow, job_window
 from carbonshift.core.snapshot import Snapshot, build_snapshot
-from carbonshift.core.windows import cheapest_slots, window_any, window_sums
+from carbonshift.core.windows import cheapest_slots, first_minimum, window_any, window_sums
 
 _NO_OPTIONS = PlannerOptions()
 
@@ -88,7 +90,7 @@ def make_context(
     the ledger; the batch planner caches it per power when the snapshot has no solar.
     """
     if job.home_region in snap.regions:
-        home = snap.index(job.home_region)  # type: ignore[arg-type]
+        home = snap.index(job.home_region)
     else:
         home = int(np.flatnonzero(allowed)[0])
     baseline = _contiguous_cost(energy.cost_g[home], window.earliest, window.n_slots, window.last_fraction)
@@ -121,7 +123,7 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
         full = np.zeros_like(invalid)
     battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
     if battery is not None:
-        for r in np.flatnonzero(ctx.allowed & (battery > 0)):
+        for r in np.flatnonzero(ctx.allowed & (battery > 0)).tolist():
             sums[r] -= battery_savings_per_window(
                 ctx.energy.grid_wh[r, e:stop], snap.intensity[r, e:stop], d, frac,
                 float(battery[r]), ctx.ledger.discharge_left_wh(r)[e:stop],
@@ -132,7 +134,7 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
             return _no_signal(ctx)
         return _no_capacity(ctx)
     masked = np.where(valid, sums, np.inf)
-    starts = np.argmin(masked, axis=1)
+    starts = first_minimum(masked)
     best = masked[np.arange(masked.shape[0]), starts]
     home = ctx.home
     r, slots, fractions, reasons = choose_contiguous(

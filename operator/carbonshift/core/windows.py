@@ -14,6 +14,12 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
+# Window costs within this relative distance of the cheapest are ties (then the earliest start
+# wins). Sums from prefix sums carry rounding errors of about 1e-16 x (span / run length)
+# relative, so equal windows can differ in their last bits: an exact argmin would then pick a
+# later start on a constant forecast. 1e-9 is far above that noise and far below any real saving.
+TIE_RTOL = 1e-9
+
 
 def window_sums(cost: FloatArray, n_slots: int, last_fraction: float = 1.0) -> FloatArray:
     """Cost of a run starting at every slot: full slots plus ``last_fraction`` of the last one.
@@ -29,6 +35,18 @@ def window_sums(cost: FloatArray, n_slots: int, last_fraction: float = 1.0) -> F
     np.cumsum(cost, axis=1, out=prefix[:, 1:])
     full = prefix[:, n_slots - 1 : n_slots - 1 + m] - prefix[:, :m]
     return full + last_fraction * cost[:, n_slots - 1 : n_slots - 1 + m]
+
+
+def first_minimum(values: FloatArray) -> IntArray:
+    """Along the last axis, the first index whose value is within ``TIE_RTOL`` of the minimum.
+
+    ``inf`` marks invalid entries; a row of only ``inf`` gives 0, as ``argmin`` would.
+    """
+    low = values.min(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        near = values <= low + TIE_RTOL * np.maximum(1.0, np.abs(low))
+    first: IntArray = np.argmax(near, axis=-1)
+    return first
 
 
 def window_any(flag: BoolArray, n_slots: int) -> BoolArray:
@@ -75,7 +93,8 @@ def best_window_starts(
     ``cost[which[j]]``, may start at slots ``first[j] + s`` for ``s < n_starts[j]`` and runs
     ``n_slots[j]`` slots, the last for ``last_fraction[j]``; ``allowed`` is ``(J, R)``. A start is
     valid when the region is allowed and no slot of the run has NaN cost. Returns, per job and
-    region, the offset of the cheapest valid start (first on ties) and its cost (``inf`` if none),
+    region, the offset of the cheapest valid start (the first within ``TIE_RTOL`` of the cheapest:
+    ``first_minimum``) and its cost (``inf`` if none),
     then the cost and validity of offset 0, and whether the region has any valid start.
 
     Every job's sums come from a sequential prefix sum over its own slots ``[first, first +
@@ -126,7 +145,7 @@ def best_window_starts(
             end = np.minimum(s[None, :] + d[:, None], length)[:, None, :]
             valid = valid & (np.take(count, row_base * (length + 1) + end) == count[:, :, :width])
         masked = np.where(valid, sums, np.inf)
-        chosen = np.argmin(masked, axis=2)
+        chosen = first_minimum(masked)
         starts[idx] = chosen
         best[idx] = np.take_along_axis(masked, chosen[:, :, None], 2)[:, :, 0]
         cost0[idx] = sums[:, :, 0]

@@ -18,6 +18,7 @@ from .credentials import (
     StaticSecretReader,
     read_secret_key,
 )
+from .builtin import builtin_forecast
 from .electricitymaps import ElectricityMapsProvider
 from .errors import (
     AuthenticationFailed,
@@ -107,6 +108,7 @@ __all__ = [
     "parse_duration",
     "pod_energy_joules",
     "profile_forecast",
+    "builtin_forecast",
     "read_secret_key",
     "research_data_dir",
     "resolve_member_trace",

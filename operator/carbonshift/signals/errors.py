@@ -1,6 +1,6 @@
 """One exception tree for every signal provider, so callers catch one family.
 
-Library errors (httpx, csv parsing) are translated into
+Library errors (aiohttp, csv parsing) are translated into
 these exactly once, at the provider boundary, with ``raise ... from exc`` so the cause is kept.
 """
 

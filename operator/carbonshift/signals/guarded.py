@@ -2,8 +2,9 @@
 
 * ``current`` and ``forecast`` are cached for ``ttl`` with single-flight (``TTLCache``).
 * Every result is validated (``ensure_valid``); bad or stale data raises, never passes silently.
-* When the provider has no forecast, or its forecast is unavailable or bad, a weekly profile
-  from history (fetched now, or the last good one) is returned, marked ``profile-fallback``.
+* When the provider has no forecast, or its forecast is unavailable or bad, the built-in
+  forecaster's day-ahead forecast from history (fetched at most hourly, else the last good one)
+  is returned, marked ``builtin-forecast``; ``profile()`` gives the weekly profile on demand.
   A *stale* forecast raises ``StaleSignal`` instead: whether to use it, run now, or ask for
   ``profile()`` is the policy's decision.
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .builtin import builtin_forecast
 from .cache import TTLCache
 from .errors import BadSignalData, ProviderUnavailable, SignalError
 from .profile import profile_forecast
@@ -29,14 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GuardedProvider:
-    """A ``CarbonProvider`` that caches, validates, and falls back to a weekly profile."""
+    """A ``CarbonProvider`` that caches, validates, and falls back to the built-in forecaster."""
 
     inner: CarbonProvider
     now: Callable[[], datetime]
     ttl: timedelta = timedelta(minutes=5)
     limits: Limits = field(default_factory=Limits)
     profile_history: timedelta = timedelta(weeks=4)
-    history_ttl: timedelta = timedelta(hours=12)
+    # The built-in forecast leans on the last hours' values: refetch the history hourly.
+    history_ttl: timedelta = timedelta(hours=1)
     profile_fallback: bool = True
 
     def __post_init__(self) -> None:
@@ -59,8 +62,8 @@ class GuardedProvider:
             except (ProviderUnavailable, BadSignalData) as exc:
                 if not self.profile_fallback:
                     raise
-                log.warning("%s: forecast unusable (%s); using weekly profile", self.source, exc)
-                return await self._profile(horizon, exc)
+                log.warning("%s: forecast unusable (%s); using the built-in forecast", self.source, exc)
+                return await self._from_history(horizon, exc, builtin=True)
 
         return await self._cache.get(("forecast", horizon), fetch)
 
@@ -74,9 +77,9 @@ class GuardedProvider:
 
     async def profile(self, horizon: timedelta) -> Series:
         """The weekly-profile forecast on demand (e.g. when a policy prefers it to a stale forecast)."""
-        return await self._profile(horizon, SignalError("requested explicitly"))
+        return await self._from_history(horizon, SignalError("requested explicitly"), builtin=False)
 
-    async def _profile(self, horizon: timedelta, cause: SignalError) -> Series:
+    async def _from_history(self, horizon: timedelta, cause: SignalError, *, builtin: bool) -> Series:
         now = self.now()
 
         async def fetch_history() -> Series:
@@ -91,8 +94,9 @@ class GuardedProvider:
             history_or_none = self._history_cache.peek("history")
             if history_or_none is None:
                 raise ProviderUnavailable(
-                    f"{self.source}: no forecast ({cause}) and no history for a profile ({exc})"
+                    f"{self.source}: no forecast ({cause}) and no history to forecast from ({exc})"
                 ) from exc
             history = history_or_none
-        fallback = profile_forecast(history, now=now, horizon=horizon)
-        return fallback.replace(notes=fallback.notes + (f"fallback because: {cause}",))
+        make = builtin_forecast if builtin else profile_forecast
+        fallback = make(history, now=now, horizon=horizon)
+        return fallback.replace(notes=(*fallback.notes, f"fallback because: {cause}"))

@@ -2,7 +2,7 @@
 (the counters per Kepler line are in kepler.py).
 
 Talks to Prometheus' HTTP API directly (``GET /api/v1/query`` and ``/api/v1/query_range``)
-with httpx, as the other providers do; retries use the package's ``RetryPolicy`` and HTTP
+with aiohttp (httpclient.LoopSession), as the other providers do; retries use the package's ``RetryPolicy`` and HTTP
 errors are translated here, once. Queries are always evaluated at the injected clock's time,
 which is also how tests query backfilled historical data.
 """
@@ -10,15 +10,15 @@ which is also how tests query backfilled historical data.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 
 from carbonshift.timefmt import ensure_utc
 
@@ -30,6 +30,7 @@ from .errors import (
     RateLimited,
     SignalConfigError,
 )
+from .httpclient import TRANSPORT_ERRORS, LoopSession, reason, status_error
 from .kepler import KEPLER_CURRENT, KeplerMetrics
 from .retry import RetryPolicy, parse_retry_after
 from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind
@@ -75,13 +76,13 @@ def _ts(value: float) -> datetime:
     return datetime.fromtimestamp(float(value), tz=timezone.utc)
 
 
-def _api_error(response: httpx.Response) -> str:
+def _api_error(status: int, body: bytes) -> str:
     """``HTTP 400 bad_data: <error>`` from a Prometheus error body, else the start of the body."""
     try:
-        body = response.json()
-        return f"HTTP {response.status_code} {body['errorType']}: {body['error']}"
+        answer = json.loads(body)
+        return f"HTTP {status} {answer['errorType']}: {answer['error']}"
     except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
 
 
 def _expect(data: Any, result_type: str, url: str, query: str) -> None:
@@ -99,60 +100,52 @@ class PrometheusSource:
     timeout: float = 10.0
     headers: Mapping[str, str] | None = None
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3, base_seconds=0.2, cap_seconds=5.0))
-    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _session: LoopSession = field(init=False, repr=False)
 
-    def _http(self) -> httpx.AsyncClient:
-        # Pooled connections belong to one event loop; a new loop (tests run one per call) gets a new client.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(headers=dict(self.headers or {}), timeout=self.timeout,
-                                             follow_redirects=True)  # as requests did
-            self._loop = loop
-        return self._client
+    def __post_init__(self) -> None:
+        self._session = LoopSession(self.timeout, self.headers)  # follows redirects, as requests did
 
     async def aclose(self) -> None:
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._session.aclose()
 
     async def _call(self, endpoint: str, what: str, params: Mapping[str, str | float]) -> Any:
         """``data`` of a successful API answer, with retries; errors become ``SignalError``s."""
         url = f"{self.url.rstrip('/')}/api/v1/{endpoint}"
-        last: httpx.HTTPError | None = None
+        last: Exception | None = None
+        last_status: int | None = None
         retry_after: float | None = None
         for attempt in range(self.retry.attempts):
             retry_after = None
             try:
-                response = await self._http().get(url, params=params)
-            except httpx.RequestError as exc:  # connection errors, timeouts, too many redirects
-                last = exc
+                async with self._session.get().get(url, params=params) as response:
+                    status, raw = response.status, await response.read()
+                    error = status_error(response, _api_error(status, raw)) if status >= 300 else None
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except TRANSPORT_ERRORS as exc:  # connection errors, timeouts, too many redirects
+                last, last_status, retry_after = exc, None, None
             else:
-                status = response.status_code
-                if status < 300:
+                if error is None:
                     try:
-                        body = response.json()
+                        body = json.loads(raw)
                     except ValueError as exc:
                         raise BadSignalData(f"prometheus {self.url}: {endpoint} did not return JSON") from exc
                     if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
                         raise BadSignalData(f"prometheus {self.url}: unexpected answer for {what}: {str(body)[:200]}")
                     return body["data"]
-                last = httpx.HTTPStatusError(_api_error(response), request=response.request, response=response)
+                last, last_status = error, status
                 if status in _BAD_QUERY_STATUS:
-                    raise SignalConfigError(f"prometheus {self.url}: bad query {what}: {str(last)[:500]}") from last
+                    raise SignalConfigError(f"prometheus {self.url}: bad query {what}: {reason(last)[:500]}") from last
                 if status in (401, 403):
                     raise AuthenticationFailed(
                         f"prometheus {self.url}: {endpoint} refused our credentials (HTTP {status})") from last
                 if status not in _RETRYABLE_STATUS:
-                    raise ProviderUnavailable(f"prometheus {self.url}: {what} failed: {last}") from last
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    raise ProviderUnavailable(f"prometheus {self.url}: {what} failed: {reason(last)}") from last
             log.info("prometheus %s: %s failed (%s), attempt %d", self.url, endpoint, last, attempt + 1)
             if attempt + 1 < self.retry.attempts:
                 await self.retry.sleep(self.retry.delay_for(attempt, retry_after))
         assert last is not None
-        message = f"prometheus {self.url}: {what} failed: {type(last).__name__}: {last}"
-        if isinstance(last, httpx.HTTPStatusError) and last.response.status_code == 429:
+        message = f"prometheus {self.url}: {what} failed: {type(last).__name__}: {reason(last)}"
+        if last_status == 429:
             raise RateLimited(message, retry_after=retry_after) from last
         raise ProviderUnavailable(message) from last
 

@@ -8,6 +8,7 @@ resamples a series onto the uniform slot grid the decision core works on.
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,10 +43,11 @@ LBS_PER_MWH_TO_G_PER_KWH = 0.453592
 
 
 class SeriesKind(str, enum.Enum):
-    """What the values are: measurements, a provider's forecast, or our historical profile."""
+    """What the values are: measurements, a provider's forecast, our forecast from history, or our profile."""
 
     ACTUAL = "actual"
     FORECAST = "forecast"
+    BUILTIN_FORECAST = "builtin-forecast"
     PROFILE_FALLBACK = "profile-fallback"
 
 
@@ -65,7 +67,7 @@ class Series:
         object.__setattr__(self, "observed_at", ensure_utc(self.observed_at))
         object.__setattr__(self, "kind", SeriesKind(self.kind))
         pts = tuple((ensure_utc(t), float(v)) for t, v in self.points)
-        if any(a[0] >= b[0] for a, b in zip(pts, pts[1:])):
+        if any(a[0] >= b[0] for a, b in itertools.pairwise(pts)):
             pts = tuple(sorted(dict(pts).items()))
         object.__setattr__(self, "points", pts)
 

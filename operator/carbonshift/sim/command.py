@@ -95,11 +95,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result, "config": config}))
         return 0
     by_region = {r: engine.run(trace, _workload(args, r), _scenario(args, (r,), r)) for r in regions}
-    total = {k: sum(v[k] for v in by_region.values()) for k in ("jobs", "baseline_g", "planned_g", "oracle_g", "deadline_misses", "infeasible")}
-    base = total["baseline_g"]
-    total["savings_pct"] = round(100 * (1 - total["planned_g"] / base), 3) if base else 0.0
-    total["oracle_savings_pct"] = round(100 * (1 - total["oracle_g"] / base), 3) if base else 0.0
-    gain = base - total["oracle_g"]
-    total["fraction_of_oracle"] = round((base - total["planned_g"]) / gain, 4) if gain > 0 else 1.0
+    keys = ("jobs", "unplaced_jobs", "oracle_unplaced_jobs", "baseline_g", "planned_g", "oracle_g", "bound_g", "deadline_misses")
+    total: dict[str, object] = {k: sum(v[k] for v in by_region.values()) for k in keys}  # type: ignore[misc]
+    total.update(engine.savings_fields(total["baseline_g"], total["planned_g"], total["oracle_g"], total["bound_g"]))  # type: ignore[arg-type]
+    total["infeasible"] = total["unplaced_jobs"]
     print(json.dumps({**total, "by_region": by_region, "config": config}))
     return 0

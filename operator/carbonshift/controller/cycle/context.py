@@ -47,7 +47,8 @@ class JobContext:
 
     @property
     def generation(self) -> int | None:
-        return self.body["metadata"].get("generation")
+        generation = self.body["metadata"].get("generation")
+        return int(generation) if generation is not None else None
 
     def current(self, key: str) -> Any:
         """The status value as it will be once the patch is written."""

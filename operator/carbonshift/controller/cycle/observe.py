@@ -59,7 +59,7 @@ class Observer:
         member_jobs: dict[str, dict[str, dict[str, Any]]] = {}
         await asyncio.gather(*(self._list_jobs(m, healthy, member_jobs) for m in list(healthy.values())))
         await asyncio.gather(*(self.member_status.write(m, m.metadata.name in healthy, readings.get(m.spec.region),
-                                                        member_jobs.get(m.metadata.name), now)
+                                                        member_jobs.get(str(m.metadata.name)), now)
                                for m in members.values()))
         return CycleView(now, members, healthy, region_member, readings, member_jobs)
 
@@ -79,7 +79,7 @@ class Observer:
         if not cache.synced.is_set():
             try:
                 await asyncio.wait_for(cache.synced.wait(), timeout=SYNC_WAIT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.registry.mark_unreachable(name, cache.error or f"{name}: its Jobs could not be listed yet")
                 healthy.pop(name, None)
                 return

@@ -18,9 +18,10 @@ import numpy as np
 from carbonshift.api import JobConditionType, JobPhase, JobReason, SignalFallback
 from carbonshift.controller.cycle.context import CycleView, JobContext
 from carbonshift.controller.settings import OperatorSettings
+from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.status import same_decision, with_decision
 from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
-                                              planner_options, saved_display)
+                                              planner_options, saved_display, signal_reasons)
 from carbonshift.core import Job, Plan, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
 from carbonshift.timefmt import parse_iso, to_iso
 
@@ -80,10 +81,10 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
     for ctx in waiting:  # jobs that see the signals the same way are planned together
         fresh_only = ctx.policy.signal_fallback == SignalFallback.RUN_NOW
         key = (fresh_only, ctx.policy.max_signal_age, ctx.policy.forecast_safety_margin,
-               ctx.policy.run_now_below_g_per_kwh)
+               ctx.policy.run_now_below_g_per_kwh, ctx.policy.battery_reserve_fraction)
         groups.setdefault(key, []).append(ctx)
-    for (fresh_only, max_age, _, _), members in groups.items():
-        signals = region_signals(view, fresh_only, max_age)
+    for (fresh_only, max_age, _, _, reserve), members in groups.items():
+        signals = with_battery_reserve(region_signals(view, fresh_only, max_age), reserve)
         mark_staleness(members, view, max_age)
         if not signals:
             for ctx in members:
@@ -155,7 +156,8 @@ def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings:
         return
     decision = decision_from_plan(plan, str(member.metadata.name), now, ctx.model.spec.interruptible,
                                   admission_reasons(ctx.model, ctx.policy, ctx.submitted or now,
-                                                    settings.min_watts_per_cpu))
+                                                    settings.min_watts_per_cpu)
+                                  + signal_reasons(view.readings.get(plan.region or "")))
     if old and ctx.status.get("observedGeneration") == ctx.generation:
         old_start = parse_iso(old["start"])
         old_usable = view.usable(old.get("cluster"), ctx.namespace) and old.get("region") in ctx.regions

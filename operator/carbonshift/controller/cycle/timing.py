@@ -11,6 +11,7 @@ from carbonshift.controller.cycle.context import CycleView, JobContext
 from carbonshift.controller.cycle.plan import core_job_of, region_signals
 from carbonshift.controller.manifests import job_progress
 from carbonshift.controller.settings import OperatorSettings
+from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.translate import decision_from_plan, planner_options
 from carbonshift.core import Job, build_snapshot, plan_job
 from carbonshift.timefmt import parse_iso
@@ -77,7 +78,8 @@ def relocation(ctx: JobContext, member: MemberCluster, view: CycleView,
     remaining = sum((parse_iso(w["end"]) - max(view.now, parse_iso(w["start"])) for w in future), timedelta())
     if remaining <= timedelta(0):
         return None
-    snapshot = build_snapshot(region_signals(view, False, ctx.policy.max_signal_age))
+    snapshot = build_snapshot(with_battery_reserve(region_signals(view, False, ctx.policy.max_signal_age),
+                                                   ctx.policy.battery_reserve_fraction))
     base = core_job_of(ctx, view, settings)
     job = Job(id=base.id, submit_at=view.now, duration=remaining, deadline=base.deadline, power_w=base.power_w,
               energy_wh=base.energy_wh, allowed_regions=base.allowed_regions, home_region=member.spec.region,
