@@ -41,8 +41,13 @@ class Tasks:
         self._inflight[key] = asyncio.create_task(run(), name=f"work-{what or key}")
 
     async def settle(self, timeout: float | None = None) -> None:
-        """Waits for the tasks in flight (and those they started), at most ``timeout`` per round."""
+        """Waits for the tasks in flight (and those they started), at most ``timeout`` seconds in all."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while self._inflight:
-            finished, _ = await asyncio.wait(list(self._inflight.values()), timeout=timeout)
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return
+            finished, _ = await asyncio.wait(list(self._inflight.values()), timeout=left)
             if not finished:
                 return
