@@ -36,7 +36,6 @@ RUN /opt/carbonshift/bin/pip install --quiet ${PIP_OFFLINE:+--no-index} --no-dep
 FROM deps AS venv
 RUN /opt/carbonshift/bin/pip uninstall --quiet --yes pip setuptools \
  && find /opt/carbonshift/lib -depth -type d -name tests -exec rm -rf {} + \
- && rm -rf /opt/carbonshift/lib/python3*/site-packages/kubernetes/e2e_test \
  && echo /opt/carbonshift-app > "$(echo /opt/carbonshift/lib/python3*/site-packages)/carbonshift-app.pth"
 
 # ---- runtime ---------------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ lint: $(VENV)/.installed ## ruff on all Python code, mypy (strict on core/ and a
 test: install lint ## install what is missing, lint, then run every test (starts the local control plane)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: $(VENV)/.installed ## tests that need no servers
-	$(PY) -m pytest -m 'not cluster and not prometheus' $(PYTEST_ARGS)
+test-unit: $(VENV)/.installed ## tests that need no servers and no built tools (no hack/tools.sh)
+	$(PY) -m pytest -m 'not cluster and not prometheus and not tools' $(PYTEST_ARGS)
 
 test-chaos: install ## the full fault-injection, bad-input and security suite (its own control plane; long)
 	CARBONSHIFT_CHAOS=1 $(PY) -m pytest tests/chaos $(PYTEST_ARGS)

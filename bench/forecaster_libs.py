@@ -5,15 +5,18 @@ throwaway virtualenv (the command is in docs/benchmarks.md). Each day from the 2
 24 h ahead at 00:00 UTC from the 28 days before it; MAPE as in bench/forecaster.py. Also records
 the import time, the first fit (compilation/caches) and the median fit, and the size of the
 installed packages. Writes ``forecaster_libs.json``.
-Run: ``/tmp/fc-eval/bin/python bench/forecaster_libs.py`` (needs statsforecast and statsmodels).
+Run: ``/tmp/fc-eval/bin/python bench/forecaster_libs.py`` (needs statsforecast and statsmodels);
+``FORECASTER_LIBS_STRIDE=7`` forecasts every 7th day only (the fits are slow).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import site
+import subprocess
 import sys
 import time
 import warnings
@@ -25,12 +28,13 @@ OUT = Path(os.environ.get("BENCH_OUT", Path(__file__).resolve().parents[1] / ".s
 
 
 def _timed_import() -> dict[str, float]:
-    start = time.perf_counter()
-    import statsforecast.models  # noqa: F401
-    sf = time.perf_counter() - start
-    start = time.perf_counter()
-    import statsmodels.tsa.holtwinters  # noqa: F401
-    return {"statsforecast": sf, "statsmodels": time.perf_counter() - start}
+    """Seconds to import each library in a fresh interpreter (statsforecast imports statsmodels itself)."""
+    out = {}
+    for name, module in (("statsforecast", "statsforecast.models"), ("statsmodels", "statsmodels.tsa.holtwinters")):
+        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+        out[name] = float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                         text=True).stdout)
+    return out
 
 
 def _size_mb(path: Path) -> float:
@@ -49,14 +53,21 @@ def main() -> None:
         with path.open() as fh:
             return np.array([float(row["carbon_intensity"]) for row in csv.DictReader(fh)])
 
+    # The built-in forecaster on the same days, loaded by path (this virtualenv lacks the operator's deps).
+    spec = importlib.util.spec_from_file_location(
+        "forecaster", Path(__file__).resolve().parents[1] / "operator" / "carbonshift" / "core" / "forecaster.py")
+    assert spec and spec.loader
+    builtin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builtin)
     models = {
+        "built-in (core/forecaster.py)": lambda y, h: builtin.forecast_day_ahead(y, 3600, 0.0, h),
         "statsforecast AutoETS(24)": lambda y, h: AutoETS(season_length=24).forecast(y=y, h=h)["mean"],
         "statsforecast MSTL(24,168)": lambda y, h: MSTL(season_length=[24, 168]).forecast(y=y, h=h)["mean"],
         "statsmodels Holt-Winters(24)": lambda y, h: ExponentialSmoothing(
             y, trend=None, seasonal="add", seasonal_periods=24).fit().forecast(h),
     }
     stride = int(os.environ.get("FORECASTER_LIBS_STRIDE", "1"))
-    result: dict[str, object] = {"import_s": import_s, "mape": {}, "fit_s": {}}
+    result: dict[str, object] = {"import_s": import_s, "mape": {}, "fit_s": {}, "stride_days": stride}
     for name, fit in models.items():
         times: list[float] = []
         mape: dict[str, float] = {}

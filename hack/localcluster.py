@@ -494,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "kubeconfig"])
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $CARBONSHIFT_STATE_DIR or .state/cluster")
     parser.add_argument("--clusters", default=",".join(DEFAULT_CLUSTERS), help="comma-separated cluster names")
+    parser.add_argument("--kueue", action="store_true",
+                        help="also run Kueue (MultiKueue manager on the first cluster, workers on the others; kueue.py)")
     args = parser.parse_args(argv)
     plane = LocalControlPlane(args.state_dir, [n for n in args.clusters.split(",") if n])
     if args.command == "up":
@@ -504,6 +506,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(plane.usage())
         print(f"All ready in {seconds:.1f} s; control plane memory {plane.memory_mib():.0f} MiB RSS.")
+        if args.kueue:
+            from kueue import KueuePlane  # only when asked: the plain plane needs no Go build of Kueue
+
+            kueue = KueuePlane(plane)
+            try:
+                kueue_seconds = kueue.up()
+            except (ClusterError, subprocess.CalledProcessError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(kueue.usage())
+            print(f"Kueue ready in {kueue_seconds:.1f} s.")
     elif args.command == "down":
         stopped = plane.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

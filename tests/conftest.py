@@ -24,10 +24,23 @@ from localcluster import DEFAULT_CLUSTERS, LocalControlPlane
 from carbonshift.signals.tracedata import RESEARCH_DATA_ENV, research_data_dir
 
 
+#: Fixtures that run binaries hack/tools.sh builds (helm): their tests get the ``tools`` marker, which
+#: ``make test-unit`` leaves out and ``make test`` runs (it runs ``make tools`` first).
+TOOL_FIXTURES = frozenset({"helm", "render", "packaged_chart"})
+#: A test using the control plane is a ``cluster`` test, whether or not its module says so.
+CLUSTER_FIXTURES = frozenset({"control_plane"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``@pytest.mark.research_data("folder")``: skip, saying why, when that research data is not here."""
+    """``@pytest.mark.research_data("folder")``: skip, saying why, when that research data is not here.
+    A test using a fixture of TOOL_FIXTURES is marked ``tools``, one of CLUSTER_FIXTURES ``cluster``."""
     root = research_data_dir()
     for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & TOOL_FIXTURES:
+            item.add_marker(pytest.mark.tools)
+        if fixtures & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
         for mark in item.iter_markers("research_data"):
             folder = mark.args[0] if mark.args else ""
             if not (root / folder).is_dir():

@@ -77,6 +77,28 @@ def test_benches_run_small_and_the_report_is_complete(quick_env: Path) -> None:
     assert kept and kept.strip() in text  # the core engineer's section, verbatim
 
 
+@research[0]
+def test_bound_bench_runs_small_and_the_report_keeps_sections_not_run(quick_env: Path) -> None:
+    """The greedy planner never beats the bound; a section whose bench did not run keeps its previous text."""
+    import common
+    import planner_bound
+    import report
+
+    data = planner_bound.run(quick=True)
+    assert data["rows"]
+    for r in data["rows"]:
+        assert r["bound_g"] <= r["oracle_g"] + 1e-6 and r["bound_g"] <= r["forecast_g"] + 1e-6
+        assert r["oracle_fraction_of_bound"] is None or r["oracle_fraction_of_bound"] <= 1 + 1e-9
+    common.write_result("planner_bound", data)
+    previous = quick_env / "previous.md"
+    previous.write_text("# Benchmarks\n\n## Operator at scale (real local control plane)\n\nan earlier run: 6.6 s\n\n"
+                        "## Planner speed\n\nthe core's own\n")
+    text = report.render(previous)
+    assert report.BOUND_HEADING in text and "Oracle ÷ bound" in text
+    assert "an earlier run: 6.6 s" in text  # operator_scale.json is missing: the previous section stays
+    assert "## Temporal shifting (Let's Wait Awhile data)\n\nNot run in this invocation." in text  # none before
+
+
 def test_operator_bench_helpers() -> None:
     from kubeclient import metric_sums
     from stats import hist_quantile, pct
@@ -102,3 +124,16 @@ def test_forecaster_bench_runs_small_and_reports(quick_env: Path) -> None:
     assert all(r["mape_pct"]["builtin"] < r["mape_pct"]["weekly_profile"] for r in data["rows"])
     section = report.forecaster(data, None)
     assert "| DE |" in section and "Built-in MAPE" in section
+
+
+@pytest.mark.research_data("vessim")
+def test_solar_forecast_bench_runs_small_and_reports(quick_env: Path) -> None:
+    import common
+    import report
+    import solar_forecast
+
+    solar_forecast.main()
+    data = common.read_result("solar_forecast")
+    assert data and data["rows"]
+    assert all(r["clear-sky"]["solar_kwh"] >= r["hold 1 h"]["solar_kwh"] for r in data["rows"])
+    assert "| Berlin |" in report.solar_forecast(data)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -365,10 +364,10 @@ def test_odd_but_valid_jobs_never_crash_or_block(control_plane, operator, hub, m
     # A member Job Kubernetes refuses (a non-ASCII annotation key; annotations over 256 KiB are now
     # refused by the hub already): the member's dry run refuses it before anything is created, and
     # the job says so (phase, condition, one Warning Event per distinct refusal, not one per cycle).
-    time.sleep(10)
     for name in ("bad-annotation-key",):
-        status = hub.status(ns, name)
-        assert "refuses the Job" in (status.get("message") or "") and status.get("phase") == "Waiting", status
+        status = wait_until(lambda n=name: (s := hub.status(ns, n)).get("phase") == "Waiting"
+                            and "refuses the Job" in (s.get("message") or "") and s,
+                            timeout=60, what=f"{name} refused by the member", on_fail=operator.log_tail)
         assert condition(status, "Dispatched").get("reason") == "MemberAdmissionRefused", status
         failures = [e for e in hub.events(ns, name) if e["reason"] == "MemberAdmissionRefused" and e["type"] == "Warning"]
         assert 1 <= len(failures) <= 3, f"{name}: {len(failures)} MemberAdmissionRefused Events"

@@ -211,6 +211,20 @@ def test_secret_access_can_be_narrowed_to_named_secrets(render: Callable[..., li
     assert secret_rule["resourceNames"] == ["member-eu-de", "member-eu-gb", "electricitymaps", "watttime"]
 
 
+def test_kueue_rbac_only_when_the_kueue_rooms_are_on(render: Callable[..., list[dict]]) -> None:
+    def kueue_rules(*args: str) -> list[dict]:
+        return [r for r in rules(render(*args), "ClusterRole")
+                if "kueue.x-k8s.io" in r["apiGroups"] or {"jobs", "pods"} & set(r["resources"])]
+
+    assert kueue_rules() == [], "off by default: no rights on Kueue's objects or on Jobs and Pods"
+    on = kueue_rules("--set", "settings.kueue.enabled=true")
+    granted = {(g, res, v) for r in on for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    assert ("kueue.x-k8s.io", "workloads/status", "patch") in granted
+    assert ("kueue.x-k8s.io", "admissionchecks/status", "patch") in granted
+    assert {(g, v) for g, res, v in granted if res in ("jobs", "pods")} == {("batch", "get"), ("", "get")}
+    assert not any(v in ("create", "delete", "update") for _, _, v in granted)
+
+
 def test_every_rbac_rule_is_commented() -> None:
     for template in ("rbac.yaml", "member-rbac.yaml"):
         lines = (CHART / "templates" / template).read_text().splitlines()
@@ -328,7 +342,8 @@ def test_dockerfile() -> None:
     assert "USER 65532:65532" in text
     assert 'ENTRYPOINT ["carbonshift"]' in text and 'CMD ["run"]' in text
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    assert ignore[1:4] == ["*", "!pyproject.toml", "!README.md"] or "*" in ignore
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[:3] == ["*", "!pyproject.toml", "!README.md"]
 
 
 # ---- CRD short names ------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ class KeplerLike:
 @pytest.fixture(scope="module")
 def kepler_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KeplerLike, str]]:
     if not PROMETHEUS.exists():
-        pytest.skip("needs /usr/bin/prometheus (hack/tools.sh installs it)")
+        pytest.fail("needs /usr/bin/prometheus: run `make tools` (a prometheus test; make test installs it first)")
     kepler = KeplerLike()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -144,6 +144,18 @@ def kepler_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         server.shutdown()
 
 
+def _oldest_sample(url: str, query: str) -> float:
+    """The oldest of the latest sample times of ``query``'s series (0 if none)."""
+    async def ask() -> list[tuple[dict[str, str], datetime, float]]:
+        prom = PrometheusSource(url, now=lambda: datetime.now(timezone.utc))
+        try:
+            return await prom.instant(query)
+        finally:
+            await prom.aclose()
+
+    return min((value for _, _, value in asyncio.run(ask())), default=0.0)
+
+
 @pytest.mark.parametrize(("line", "kepler", "share"), [
     ("current", KEPLER_CURRENT, WATTS / sum(ZONES.values())),  # package + dram of all four zones
     ("legacy", KEPLER_LEGACY, 1.0),                              # both modes
@@ -155,10 +167,13 @@ def test_pod_energy_is_the_pods_power_over_its_run(kepler_prometheus, line, kepl
     exporter, url = kepler_prometheus
     pod = exporter.add(line, "batch", f"direct-{line}-{uuid.uuid4().hex[:5]}")
     started = datetime.now(timezone.utc)
-    time.sleep(8)
+    time.sleep(8)  # the pod's run: what is measured
     pod.until = time.monotonic()
+    stopped = time.time()
     ran = pod.seconds(pod.until)
-    time.sleep(3)  # the last samples are scraped
+    query = f'timestamp({kepler.metric}{{pod_name="{pod.name}"}})'
+    wait_until(lambda: _oldest_sample(url, query) > stopped + 0.5, timeout=30,
+               what="every series of the pod scraped after it stopped")
     end = datetime.now(timezone.utc)
     prom = PrometheusSource(url, now=lambda: datetime.now(timezone.utc))
     window = int((end - started).total_seconds()) + 2

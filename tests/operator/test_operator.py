@@ -54,6 +54,7 @@ def test_job_is_delayed_to_a_greener_window_then_runs_there(operator, hub, make_
     assert member_job["metadata"]["annotations"]["carbonshift.io/source"] == f"{ns}/report"
     assert done["emissions"]["estimatedGrams"] > 0
     assert done["memberJob"]["cluster"] == "eu-de"
+    assert "saved against running at once" in done["message"] and done["savedDisplay"].endswith("%)")
     kinds = [e["reason"] for e in hub.events(ns, "report")]
     assert {"Decided", "Dispatched", "Succeeded"} <= set(kinds)
 
@@ -79,6 +80,43 @@ def test_near_deadline_runs_at_once_and_says_so(operator, hub, make_namespace) -
     assert condition(status, "DeadlineAtRisk")["status"] == "True"
     assert {"RunNowDeadlineNear", "DeadlineUnmeetable"} & set(reasons(status))
     assert abs(parse_time(status["decision"]["start"]) - parse_time(status["decision"]["decidedAt"])) < timedelta(minutes=15)
+
+
+def test_failed_job_shows_and_counts_no_savings(operator, hub, make_namespace) -> None:
+    """Work that did not complete saved nothing: status and metrics say so (issue #16)."""
+    ns = make_namespace("hub", "broken")
+    hub.apply(ns, caj_manifest("broken", regions=["eu-de"], max_delay="1m", pod_seconds=600,
+                               job_spec={"activeDeadlineSeconds": 2}))
+    done = wait_until(phase_is(hub, ns, "broken", "Failed"), timeout=120, what="Failed", on_fail=operator.log_tail)
+    assert done["savedDisplay"] == "none (failed)"
+    assert "no savings counted" in done["message"]
+    text = operator.metrics()
+    assert "carbonshift_baseline_grams_total" in text and "carbonshift_saved_grams_total" in text
+
+
+def test_a_job_without_room_is_reported_unplaced(operator, hub, make_namespace, control_plane) -> None:
+    """One job at a time in the region and no slack: the second waits, says why it is not placed and is counted so."""
+    member = member_manifest("ca-one", REGIONS["us-ca"][0], REGIONS["us-ca"][1], None)
+    member["spec"]["kubeconfigSecretRef"]["name"] = "member-us-ca"
+    member["spec"].update(region="ca-one", capacity={"maxConcurrentJobs": 1})
+    control_plane.kubectl("hub", "apply", "-f", "-", input=json.dumps(member))
+    try:
+        wait_until(lambda: _member_ready(control_plane, "ca-one"), what="ca-one Ready", on_fail=operator.log_tail)
+        ns = make_namespace("hub", "full")
+        for name in ("first", "second"):
+            hub.apply(ns, caj_manifest(name, regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
+        waiting = wait_until(lambda: next((s for n in ("first", "second")
+                                           if condition(s := hub.status(ns, n), "Scheduled").get("status") == "False"),
+                                          None), what="a job not placed",
+                             on_fail=lambda: json.dumps([hub.status(ns, n) for n in ("first", "second")]))
+        # no room before its deadline (NoCapacity, or DeadlineUnmeetable once waiting is no longer possible)
+        reason = condition(waiting, "Scheduled")["reason"]
+        assert reason in ("NoCapacity", "DeadlineUnmeetable")
+        assert waiting["phase"] == "Waiting" and "decision" not in waiting and "savedDisplay" not in waiting
+        wait_until(lambda: f'carbonshift_jobs_unplaced{{reason="{reason}"}} 1.0' in operator.metrics(),
+                   what="the unplaced gauge", on_fail=operator.log_tail)
+    finally:
+        control_plane.kubectl("hub", "delete", "membercluster", "ca-one", check=False)
 
 
 def test_invalid_jobs_are_reported_and_do_not_block_others(operator, hub, make_namespace) -> None:

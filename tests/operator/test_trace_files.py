@@ -9,8 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from operator_support import REGIONS, caj_manifest, member_manifest, wait_until
 
+pytestmark = pytest.mark.cluster
 SECRET = f"eyJhbGciOiJSUzI1NiJ9.SECRET-{uuid.uuid4().hex}"  # looks like a ServiceAccount token
 
 

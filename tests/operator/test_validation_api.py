@@ -170,3 +170,22 @@ def test_namespace_mapping_rules(hub: Any, mapping: dict[str, str], message: str
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+# ---- spec.energy location: latitude and longitude together (issue #16.7) ----------------------------
+
+@pytest.mark.parametrize(("location", "message"), [
+    ({"latitude": 52.5}, "spec.energy.latitude and spec.energy.longitude go together"),
+    ({"longitude": 13.4}, "spec.energy.latitude and spec.energy.longitude go together"),
+    ({"latitude": 91, "longitude": 13.4}, "spec.energy.latitude"),
+    ({"latitude": 52.5, "longitude": 13.4}, None),
+    ({}, None),
+])
+def test_solar_site_location_rules(hub: Any, location: dict[str, float], message: str | None) -> None:
+    body = member("site", {})
+    body["spec"]["energy"] = {"prometheusUrl": "http://prometheus:9090", "solarPowerQuery": "solar_watts", **location}
+    result = hub.kubectl(HUB, "create", "--dry-run=server", "-f", "-", input=json.dumps(body), check=False)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message in result.stderr, result.stderr

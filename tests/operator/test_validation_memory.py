@@ -122,6 +122,14 @@ def _adversarial(name: str, region: str, valid: bool) -> dict[str, Any]:
                      "template": {"spec": {"template": {"spec": pod}}}}}
 
 
+def _cycles(process: Any) -> float:
+    """Scheduling cycles the operator has run (the count of its cycle-duration histogram)."""
+    for line in process.metrics().splitlines():
+        if line.startswith("carbonshift_cycle_duration_seconds_count"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _peak_rss_bytes(pid: int) -> tuple[int, int]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmHWM"].split()[0]) * 1024, int(fields["VmRSS"].split()[0]) * 1024
@@ -165,7 +173,10 @@ def test_the_operator_starts_under_its_memory_limit_with_1000_adversarial_jobs(
         wait_until(all_have_status, timeout=1200, interval=10, what="a status on every adversarial job",
                    on_fail=process.log_tail)
         settled = time.monotonic() - started
-        time.sleep(15)  # a few more cycles over all of them (the invalid ones now held as text)
+        # A few more cycles over all of them (the invalid ones now held as text).
+        cycles = _cycles(process)
+        wait_until(lambda: _cycles(process) >= cycles + 5, timeout=120, what="five more cycles",
+                   on_fail=process.log_tail)
         assert process.proc is not None
         peak, now = _peak_rss_bytes(process.proc.pid)
         limit = _chart_memory_limit_bytes()

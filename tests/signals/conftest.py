@@ -169,7 +169,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None
 @pytest.fixture(scope="session")
 def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     if not PROMETHEUS.exists() or not PROMTOOL.exists():
-        pytest.skip("needs /usr/bin/prometheus and /usr/bin/promtool (hack/tools.sh installs them)")
+        pytest.fail("needs /usr/bin/prometheus and /usr/bin/promtool: run `make tools` "
+                    "(prometheus tests; make test installs them first, make test-unit leaves them out)")
     work = tmp_path_factory.mktemp("prometheus")
     backfill = work / "backfill.om"
     _write_backfill(backfill)

@@ -89,3 +89,11 @@ def test_simulate_reports_the_contract_fields_for_several_regions(tmp_path: Path
     assert CONTRACT <= result.keys()
     assert result["baseline_g"] == pytest.approx(sum(r["baseline_g"] for r in result["by_region"].values()))
     assert result["bound_g"] <= result["oracle_g"] + 1e-6
+
+
+def test_no_bound_leaves_the_bound_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _csv(_trace("30min"), tmp_path / "trace.csv")
+    assert main(["simulate", "--trace", str(path), "--workload", "nightly", "--no-bound"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bound_g"] is None and "fraction_of_bound" not in result
+    assert result["fraction_of_oracle"] is not None

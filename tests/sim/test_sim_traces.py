@@ -53,11 +53,12 @@ def test_real_files_load_as_they_are() -> None:
     assert gb.frame.index.is_monotonic_increasing and not gb.frame.isna().any().any()
     both = traces.load([str(lwa / "ger_ci.csv"), str(lwa / "gb_ci.csv")])
     assert both.regions == ("ger", "gb") and both.step == pd.Timedelta(minutes=30)
-    em_dir = research_data_dir() / "decarbonization-potential" / "downloaded_carbon_data"
-    files = sorted(em_dir.glob("*_2021_hourly.csv"))[:1]
-    if files:
-        em = traces.load([str(files[0])])
-        assert em.step == pd.Timedelta(hours=1) and len(em.frame) > 8000
+
+
+@pytest.mark.research_data("decarbonization-potential")
+def test_an_hourly_electricity_maps_year_loads() -> None:
+    em = traces.load([str(research_data_dir() / "decarbonization-potential" / "downloaded_carbon_data" / "ES_2021_hourly.csv")])
+    assert em.step == pd.Timedelta(hours=1) and len(em.frame) > 8000
 
 
 def test_an_hourly_trace_is_held_not_interpolated_on_finer_slots(tmp_path: Path) -> None:

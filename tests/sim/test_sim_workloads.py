@@ -39,3 +39,21 @@ def test_nightly_is_at_one_local() -> None:
     jobs = nightly(utc(2020, 6, 1), utc(2020, 6, 5), 2.0, "Europe/Berlin")
     assert [j.nominal_start.hour for j in jobs] == [23] * len(jobs)  # 01:00 CEST = 23:00 UTC
     assert all(j.deadline - j.submit_at == timedelta(hours=4, minutes=30) for j in jobs)
+
+
+def test_ml_jobs_are_the_papers_own_list() -> None:
+    """The same 3,387 (submission, duration) pairs as Let's Wait Awhile's ``generate_batch_jobs``.
+
+    Checked job by job against the paper's code (dos-group/lets-wait-awhile, simulate.py, commit
+    5e0d155: NumPy default_rng(0), multinomial jobs per working day, sorted half-hour starts per day,
+    then durations); pinned here by the list's digest (minutes from 2020-01-01 00:00 UTC).
+    """
+    import hashlib
+
+    t0 = utc(2020, 1, 1)
+    pairs = [(i, int((j.submit_at - t0).total_seconds()) // 60, int(j.duration.total_seconds()) // 60)
+             for i, j in enumerate(ml(year=2020, seed=0))]
+    assert pairs[:3] == [(0, 570, 3180), (1, 630, 3030), (2, 690, 2070)]
+    assert pairs[-1] == (3386, 526530, 1200)
+    digest = hashlib.sha256(repr(pairs).encode()).hexdigest()
+    assert digest == "d73a5b1e64b76d9d96d7b729635c5a56d39ecac28c49545847df238261ad13f3"

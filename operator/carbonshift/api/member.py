@@ -213,9 +213,30 @@ class CarbonSignal(ApiModel):
 class EnergySource(ApiModel):
     """On-site energy: PromQL for solar production and battery state, read from a Prometheus."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.latitude) == has(self.longitude)",
+                    "message": "spec.energy.latitude and spec.energy.longitude go together: set both (the site's "
+                               "location, for the solar forecast) or neither",
+                }
+            ]
+        }
+    )
+
     prometheus_url: HttpUrl = Field(description="Base URL of the Prometheus holding the site's energy metrics.")
     solar_power_query: str | None = Field(
         default=None, max_length=_QUERY_MAX, description="PromQL for current solar production in watts."
+    )
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90,
+        description="The site's latitude in degrees (north positive). With longitude, solar is forecast from a "
+                    "clear-sky model for the site scaled by the output of the last hours and days; without them the "
+                    "current output is assumed to hold for one hour.",
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, description="The site's longitude in degrees (east positive). See latitude."
     )
     battery_state_of_charge_query: str | None = Field(
         default=None, max_length=_QUERY_MAX, description="PromQL for the battery's state of charge in percent (0-100)."

@@ -81,14 +81,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     scheduler = _scheduler(memo)
     memo["stop"] = asyncio.Event()
-    memo["task"] = asyncio.create_task(scheduler.run(memo["stop"]))
+    if not scheduler.settings.kueue.only:
+        memo["task"] = asyncio.create_task(scheduler.run(memo["stop"]))
+    if scheduler.settings.kueue.enabled:  # imported only then: the plain operator needs no Kueue
+        from carbonshift.kueue.rooms import KueueRooms
+
+        rooms = KueueRooms(scheduler.hub, scheduler.signals, scheduler.clock, scheduler.settings,
+                           scheduler.metrics, scheduler.world)
+        memo["kueue_task"] = asyncio.create_task(rooms.run(memo["stop"]))
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     if "stop" in memo:
         memo["stop"].set()
-        await memo["task"]
+        if "task" in memo:
+            await memo["task"]
+        if "kueue_task" in memo:
+            await memo["kueue_task"]
     await _scheduler(memo).signals.aclose()
 
 

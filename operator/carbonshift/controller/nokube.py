@@ -9,8 +9,8 @@ runs (handlers.login is a regular handler, which wins), but the import costs abo
 the operator under test would not be the operator users run (tests/operator/test_validation_memory.py
 measures its memory). The package is hidden only while Kopf and the handlers are imported; code
 that imports it later, or had imported it before, is unaffected.
-tests/image/test_optional_dependencies.py checks that the operator loads no ``kubernetes`` and logs
-in only through its own handler.
+tests/operator/test_kubeconfig.py checks that the operator loads no ``kubernetes``, and
+tests/image/test_optional_dependencies.py that it logs in only through its own handler.
 """
 
 from __future__ import annotations

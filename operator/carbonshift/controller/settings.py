@@ -39,6 +39,25 @@ class AdminRules:
     max_completions: int = 100
 
 
+class KueueSettings(BaseModel):
+    """carbonshift as a Kueue AdmissionCheck controller and MultiKueue dispatcher (carbonshift/kueue).
+
+    Off by default: the plain operator needs no Kueue CRDs. See docs/kueue.md."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    enabled: bool = Field(default=False, description="Run the Kueue rooms (needs Kueue's CRDs on the hub).")
+    check_controller: str = Field(default="carbonshift.io/green-window", alias="checkController",
+                                  description="AdmissionCheck spec.controllerName carbonshift answers for.")
+    local_region: str | None = Field(default=None, alias="localRegion",
+                                     description="Region whose signal times Workloads admitted on the hub itself "
+                                                 "(no MultiKueue check). Unset: those are not delayed.")
+    only: bool = Field(default=False, description="Run only the Kueue rooms, not the CarbonAwareJob scheduler "
+                                                 "(e.g. a second operator dedicated to Kueue).")
+    period_seconds: float = Field(default=2.0, gt=0, alias="periodSeconds",
+                                  description="Longest pause between two passes over the Workloads.")
+
+
 class OperatorSettings(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
@@ -86,6 +105,7 @@ class OperatorSettings(BaseModel):
         default=4.0, ge=0, alias="minWattsPerCpu",
         description="Floor on a job's power for budgets and emissions: requested CPUs x this many watts.")
     defaults: DefaultPolicy = Field(default_factory=DefaultPolicy)
+    kueue: KueueSettings = Field(default_factory=KueueSettings)
 
     @property
     def admin_rules(self) -> AdminRules:
@@ -114,7 +134,11 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         data.update(loaded)
     for name, field in OperatorSettings.model_fields.items():
         key = ENV_PREFIX + name.upper()
-        if key in environ and name != "defaults":
+        if key in environ and name not in ("defaults", "kueue"):
             data[field.alias or name] = environ[key]
+    if environ.get(ENV_PREFIX + "KUEUE_ENABLED"):  # the one Kueue switch an env variable may flip
+        current = data.get("kueue")
+        kueue: dict[str, object] = dict(current) if isinstance(current, dict) else {}
+        data["kueue"] = {**kueue, "enabled": environ[ENV_PREFIX + "KUEUE_ENABLED"]}
     return OperatorSettings.model_validate(data)
 

@@ -21,14 +21,20 @@ import numpy as np
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
 from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
+from carbonshift.core.solar import forecast_solar
+from carbonshift.signals import Series
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
 log = logging.getLogger(__name__)
 
 # Longest a scheduling cycle waits for one provider (real seconds); see SignalHub.read.
 READ_BUDGET_S = 3.0
-# Solar has no forecast source yet: the current surplus is assumed to persist this long.
+# Solar of a site without a location (spec.energy latitude/longitude): the current output is
+# assumed to persist this long. With a location, a clear-sky model for the site is scaled by the
+# last SOLAR_HISTORY of measured output (core/solar.py), refetched at most every SOLAR_HISTORY_TTL.
 SOLAR_PERSISTENCE = timedelta(hours=1)
+SOLAR_HISTORY = timedelta(days=3)
+SOLAR_HISTORY_TTL = timedelta(minutes=10)
 
 
 def with_battery_reserve(signals: list[RegionSignals], reserve_fraction: float) -> list[RegionSignals]:
@@ -59,6 +65,9 @@ class _MemberSignals:
     energy: PrometheusEnergy | None
     last_good: RegionReading | None = None
     pending: asyncio.Future[Any] | None = None  # a provider fetch still running from an earlier cycle
+    location: tuple[float, float] | None = None  # the site's (latitude, longitude), for the solar forecast
+    solar_history: Series | None = None
+    solar_history_at: datetime | None = None
 
 
 @dataclass
@@ -89,6 +98,8 @@ class SignalHub:
             provider = build_provider(config, secrets=self.secrets, now=self.now, data_dir=self.data_dir)
             energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
+            if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
+                current.location = (spec.energy.latitude, spec.energy.longitude)
             self._members[name] = current
         return current
 
@@ -165,9 +176,7 @@ class SignalHub:
             return None, None
         solar = None
         if snap.solar_power is not None and snap.solar_power.points:
-            watts = snap.solar_power.latest[1]
-            solar = np.zeros(n)
-            solar[: max(1, int(SOLAR_PERSISTENCE / self.slot))] = watts
+            solar = await self._solar(entry, snap.solar_power, start, n)
         battery = None
         if snap.battery_capacity is not None and snap.battery_state_of_charge is not None:
             battery = Battery(
@@ -177,6 +186,27 @@ class SignalHub:
                 max_discharge_w=snap.battery_max_discharge_watts or math.inf,
             )
         return solar, battery
+
+    async def _solar(self, entry: _MemberSignals, current: Series, start: datetime, n: int) -> np.ndarray:
+        """Solar W per slot: the clear-sky forecast when the site's location is known and its
+        history shows daylight output, else the current output held for SOLAR_PERSISTENCE."""
+        if entry.location is not None and entry.energy is not None:
+            now = self.now()
+            if entry.solar_history_at is None or now - entry.solar_history_at > SOLAR_HISTORY_TTL:
+                entry.solar_history_at = now  # a failing Prometheus is asked again after the TTL, not every cycle
+                try:
+                    entry.solar_history = await entry.energy.solar_history(now - SOLAR_HISTORY, now)
+                except SignalError as exc:
+                    log.warning("%s: solar history unavailable (%s); keeping the last one", entry.provider.source, exc)
+            past_n = int(SOLAR_HISTORY / self.slot)
+            measured = [s for s in (entry.solar_history, current) if s is not None and s.points]
+            past = to_slots(measured, start - past_n * self.slot, self.slot, past_n)
+            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location)
+            if forecast.any():
+                return forecast
+        solar = np.zeros(n)
+        solar[: max(1, int(SOLAR_PERSISTENCE / self.slot))] = current.latest[1]
+        return solar
 
     async def history_mean(self, member: MemberCluster, start: datetime, end: datetime) -> float | None:
         """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""

@@ -195,8 +195,10 @@ def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: b
                        extra_reasons: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The ``status.decision`` object (camelCase, as the CRD stores it)."""
     start = plan.start or now
-    baseline = plan.baseline_g if plan.baseline_g == plan.baseline_g else plan.expected_g  # NaN-safe
-    expected = plan.expected_g if plan.expected_g == plan.expected_g else 0.0
+    # NaN-safe: unknown emissions (no signal) count as the baseline, so they never show as a saving
+    expected = plan.expected_g if plan.expected_g == plan.expected_g else plan.baseline_g
+    baseline = plan.baseline_g if plan.baseline_g == plan.baseline_g else expected
+    expected = expected if expected == expected else 0.0
     baseline = baseline if baseline == baseline else expected
     reasons = [{"code": r.code.value, "message": r.message[:1024]} for r in plan.reasons]
     reasons.extend(extra_reasons or [])

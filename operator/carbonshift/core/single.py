@@ -20,7 +20,8 @@ equal windows differ in their last bits, and an exact comparison would delay wor
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import numpy as np
 
@@ -114,7 +115,8 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
     some_unknown = bool(unknown.any())  # the window searches below are skipped when all-False
     sums = window_sums(np.where(unknown, 0.0, cost) if some_unknown else cost, d, frac)
     if sums.shape[1] == 0:
-        return _no_signal(ctx)
+        past = _plan_past_grid(ctx, latest)
+        return past if past is not None else _no_signal(ctx)
     invalid = window_any(unknown, d) if some_unknown else np.zeros(sums.shape, dtype=bool)
     full_slots = ctx.ledger.slot_full(ctx.power_w, e, stop) if ctx.limited else None
     if full_slots is not None and full_slots.any():
@@ -197,6 +199,50 @@ def _contiguous_cost(cost: np.ndarray, start: int, n_slots: int, frac: float) ->
 
 
 _sum = np.add.reduce
+
+
+def _plan_past_grid(ctx: _Context, latest: int) -> Plan | None:
+    """A run longer than what is left of the forecast grid (a job longer than the horizon).
+
+    Such a job had no window at all, so it waited until its deadline forced it to run. Here the
+    slots past the grid are valued at the grid's own last day, repeated (the best guess the
+    snapshot holds; a caller that knows more extends the grid first, e.g. with
+    ``core.stopping.fill_beyond_horizon``), and the job takes the cheapest start on the grid, tail
+    included (``latest``: the last start allowed, the earliest when the deadline is near). The plan
+    lists the slots on the grid; its ``end`` is start + duration, and ``expected_g``/``baseline_g``
+    include the valued tail. ``None`` when no start is usable. Contiguous work only: an
+    interruptible job follows its planned slots, which would stop at the end of the grid.
+    """
+    w, snap = ctx.window, ctx.snap
+    e, d, frac = w.earliest, w.n_slots, w.last_fraction
+    n = snap.n_slots
+    latest = min(latest, n - 1)
+    if e >= n or latest < e or e + d <= n:
+        return None
+    day = max(1, int(round(timedelta(days=1) / snap.slot)))
+    last_day = ctx.energy.cost_g[:, max(e, n - day):]
+    width = latest + d - e
+    reps = -(-(width - (n - e)) // last_day.shape[1])
+    cost = np.concatenate([ctx.energy.cost_g[:, e:], np.tile(last_day, reps)], axis=1)[:, :width]
+    unknown = np.isnan(cost)
+    sums = window_sums(np.where(unknown, 0.0, cost), d, frac)
+    invalid = window_any(unknown, d)
+    if ctx.limited:
+        full = ctx.ledger.slot_full(ctx.power_w, e, n)
+        full = np.concatenate([full, np.zeros((full.shape[0], width - full.shape[1]), dtype=bool)], axis=1)
+        invalid |= window_any(full, d)
+    valid = ~invalid & ctx.allowed[:, None]
+    if not valid.any():
+        return None
+    masked = np.where(valid, sums, np.inf)
+    starts = np.argmin(masked, axis=1)
+    best = masked[np.arange(masked.shape[0]), starts]
+    expected, (r, offset) = greenest_start(ctx, starts, best)
+    baseline = float(sums[ctx.home, 0]) if not unknown[ctx.home, :d].any() else ctx.baseline_g
+    ctx = replace(ctx, baseline_g=baseline)
+    slots = np.arange(e + offset, n)
+    plan = finish(ctx, r, slots, np.ones(slots.shape[0]), [])
+    return replace(plan, end=snap.time_of(e + offset + (d - 1) + frac), expected_g=expected)
 
 
 # --- interruptible work ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from carbonshift.api import JobConditionType, JobPhase, MemberCluster
+from carbonshift.api import JobConditionType, JobPhase, MemberCluster, format_saved
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.cycle.context import CycleView, JobContext
 from carbonshift.controller.cycle.plan import core_job_of
@@ -22,7 +22,7 @@ from carbonshift.controller.memberjobs import MemberJobs
 from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import SignalHub
-from carbonshift.controller.translate import job_power_w
+from carbonshift.controller.translate import home_region, job_power_w
 from carbonshift.core import ReasonCode
 from carbonshift.timefmt import parse_iso
 
@@ -63,27 +63,53 @@ class Finisher:
         power = job_power_w(ctx.model, self.settings.min_watts_per_cpu).watts
         energy_wh = power * hours * member.spec.pue
         estimated = float(decision.get("expectedGrams") or 0.0)
+        baseline = float(decision.get("baselineGrams") or estimated)
         start = parse_iso(decision["start"]) if decision.get("start") else view.now
         uses_onsite = any(r.get("code") == ReasonCode.USES_ONSITE_ENERGY.value for r in decision.get("reasons") or [])
         if not uses_onsite and not decision.get("slots"):
             mean = await self.signals.history_mean(member, start, start + spec.estimated_duration)
             if mean is not None:
                 estimated = energy_wh / 1000 * mean  # measured intensity over the actual window
+                # the baseline on the same footing: measured, at submission in the home region
+                measured_baseline = await self._measured_baseline(ctx, power, hours, view)
+                if measured_baseline is not None:
+                    baseline = measured_baseline
         emissions = {"estimatedGrams": round(estimated, 3), "energyWattHours": round(energy_wh, 3)}
         measured = await self._measured_grams(member, member_job, start, spec.estimated_duration)
         if measured is not None:
             emissions["measuredGrams"] = round(measured, 3)
-        baseline = float(decision.get("baselineGrams") or estimated)
         ctx.set(emissions=emissions)
-        ended(ctx, progress, progress, f"{progress.lower()} in {member.metadata.name}: {estimated:.0f} gCO2eq "
-              f"({baseline - estimated:.0f} g saved against running at once in the home region)", view.now)
+        if progress == JobPhase.SUCCEEDED:
+            saved = baseline - estimated
+            message = (f"succeeded in {member.metadata.name}: {estimated:.0f} gCO2eq ({saved:.0f} g saved against "
+                       "running at once in the home region)")
+            # the SAVED column now shows what the finished run saved, not what its plan expected
+            ctx.set(savedDisplay=format_saved(saved, baseline))
+        else:
+            # Work that did not complete saved nothing: no saving is shown or counted for it.
+            message = (f"{progress.lower()} in {member.metadata.name}: about {estimated:.0f} gCO2eq; no savings "
+                       "counted (the work did not complete)")
+            ctx.set(savedDisplay=f"none ({progress.lower()})")
+        ended(ctx, progress, progress, message, view.now)
         ctx.condition(JobConditionType.DISPATCHED, True, progress, f"Job finished: {progress}", view.now)
         release_after_flush(ctx, self.member_jobs, member, member_job)  # the hub has the record first
         if progress == JobPhase.SUCCEEDED:
             self.metrics.emitted.labels(region=member.spec.region).inc(estimated)
+            self.metrics.baseline.labels(region=member.spec.region).inc(max(0.0, baseline))
             self.metrics.saved.labels(region=member.spec.region).inc(max(0.0, baseline - estimated))
         self._count_deadline_miss(ctx, member, member_job, view)
         ctx.event(progress, ctx.current("message"), warning=progress == JobPhase.FAILED)
+
+    async def _measured_baseline(self, ctx: JobContext, power_w: float, hours: float,
+                                 view: CycleView) -> float | None:
+        """gCO2eq of running at submission in the home region, on that region's measured intensity."""
+        home = home_region(ctx.model, ctx.regions)
+        member = view.member_for(home, ctx.namespace) if home else None
+        if member is None:
+            return None
+        submitted = ctx.submitted or view.now
+        mean = await self.signals.history_mean(member, submitted, submitted + ctx.model.spec.estimated_duration)
+        return None if mean is None else power_w * hours * member.spec.pue / 1000 * mean
 
     def _count_deadline_miss(self, ctx: JobContext, member: MemberCluster, member_job: dict[str, Any],
                              view: CycleView) -> None:

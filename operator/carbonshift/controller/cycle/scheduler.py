@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
-from carbonshift.api import JobPhase
+from carbonshift.api import TERMINAL_PHASES, JobConditionType, JobPhase
 from carbonshift.controller import dispatch
 from carbonshift.controller.cleanup import Cleanup
 from carbonshift.controller.clock import Clock
@@ -81,6 +81,7 @@ class Scheduler:
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
         self._backlog = False  # due jobs left for want of room in the last cycle
         self._metrics_updated = float("-inf")  # monotonic time the jobs-by-phase gauge was computed
+        self._unplaced_reasons: set[str] = set()  # reasons seen: their gauge goes back to 0, not stale
 
     @property
     def hub_id(self) -> str:
@@ -269,3 +270,15 @@ class Scheduler:
         phases = Counter((b.get("status") or {}).get("phase") or JobPhase.PENDING for b in self.world.jobs.values())
         for phase in JobPhase:
             self.metrics.jobs.labels(phase=phase).set(phases.get(phase, 0))
+        # Jobs the planner could not place (NoCapacity, NoAllowedRegion, ...): reported as such, never as savings.
+        unplaced: Counter[str] = Counter()
+        for body in self.world.jobs.values():
+            status = body.get("status") or {}
+            if status.get("phase") in TERMINAL_PHASES:
+                continue
+            for cond in status.get("conditions") or []:
+                if cond.get("type") == JobConditionType.SCHEDULED and cond.get("status") == "False":
+                    unplaced[str(cond.get("reason") or "Unknown")] += 1
+        for reason in self._unplaced_reasons | set(unplaced):
+            self.metrics.unplaced.labels(reason=reason).set(unplaced.get(reason, 0))
+        self._unplaced_reasons |= set(unplaced)

@@ -1,0 +1,122 @@
+"""The learned forecast policy in the simulator: the core's uncertainty and stopping rules, fed in time.
+
+Why this module exists: ``core.uncertainty`` and ``core.stopping`` need the errors of the source's
+past forecasts and the signal's history as known at each issue time. Here every forecast the
+source issued is computed once (``(slots, leads)``), and per-lead error sums over the last
+``window_days`` are read from running sums, so conditioning a forecast costs O(leads) per cycle.
+At issue slot ``t`` only forecasts whose target slot is before ``t`` are scored (their actual is
+known), exactly what an operator that records its forecasts would know.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from carbonshift.core.stopping import fill_beyond_horizon
+from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, errors_from_sums
+from carbonshift.sim.forecasts import ForecastSource, builtin_source
+from carbonshift.sim.online import Conditioner
+
+# Chosen on Sep-Oct 2021 of DE and SE (ML, nightly ±2 h; premium 0, 0.5, 1 and beyond -0.5 .. 1):
+# half a standard deviation on waiting; past the horizon the profile *minus* half its spread, the
+# expected best of the several chances a long wait still has (optimal stopping's continuation value).
+BEYOND_PREMIUM = -0.5
+MAX_LEADS = 336  # 7 days of 30-minute slots; longer leads reuse the last one's errors
+_BUILTIN_CACHE: dict[tuple[float, int, bytes, bool], tuple[ForecastSource, _Errors]] = {}
+
+
+class _Errors:
+    """Rolling per-lead error statistics of one source over the whole trace."""
+
+    def __init__(self, source: ForecastSource, leads: int, window_slots: int, by_time_of_day: bool = False) -> None:
+        actual = source.grid.actual
+        n_slots = actual.shape[0]
+        self.leads, self.window = leads, window_slots
+        self.day = source.grid.slots_per_day
+        self.by_time_of_day = by_time_of_day
+        self.issued = source.issue(np.arange(n_slots), leads)  # (T, H)
+        target = np.arange(n_slots)[:, None] + np.arange(leads)[None, :]
+        truth = np.full(target.shape, np.nan)
+        ok = target < n_slots
+        truth[ok] = actual[target[ok]]
+        err = self.issued - truth
+        known = ~np.isnan(err)
+        filled = np.where(known, err, 0.0)
+        if by_time_of_day:
+            # issues at the same time of day only (rows t, t - day, t - 2 day, ...): a forecast's
+            # bias at night differs from its bias at noon
+            days = -(-n_slots // self.day)
+            pad = days * self.day - n_slots
+
+            def per_day(x: np.ndarray) -> np.ndarray:
+                x = np.vstack([x, np.zeros((pad, leads))]).reshape(days, self.day, leads)
+                return np.concatenate([np.zeros((1, self.day, leads)), np.cumsum(x, axis=0)])
+            self.count, self.total, self.total_sq = per_day(known.astype(float)), per_day(filled), per_day(filled ** 2)
+            return
+        self.count = np.vstack([np.zeros((1, leads)), np.cumsum(known, axis=0)])
+        self.total = np.vstack([np.zeros((1, leads)), np.cumsum(filled, axis=0)])
+        self.total_sq = np.vstack([np.zeros((1, leads)), np.cumsum(filled ** 2, axis=0)])
+
+    def at(self, t: int, n: int) -> LeadErrors:
+        """Errors by lead of the issues whose targets are all before ``t`` (last ``window`` issues)."""
+        h = np.arange(self.leads)
+        if self.by_time_of_day:
+            r, k = t % self.day, t // self.day
+            hi = np.clip(k - (h + self.day) // self.day + 1, 0, None)  # issues t - j day with j >= ceil((h+1)/day)
+            lo = np.minimum(np.clip(hi - self.window // self.day, 0, None), hi)
+            errs = errors_from_sums(self.count[hi, r, h] - self.count[lo, r, h], self.total[hi, r, h] - self.total[lo, r, h],
+                                    self.total_sq[hi, r, h] - self.total_sq[lo, r, h], min_samples=7)
+            return self._pad(errs, n)
+        hi = np.clip(t - h, 0, None)  # issues t' <= t - 1 - h, as an exclusive row bound
+        lo = np.minimum(np.clip(t - h - self.window, 0, None), hi)
+        cols = h
+        errs = errors_from_sums(self.count[hi, cols] - self.count[lo, cols],
+                                self.total[hi, cols] - self.total[lo, cols],
+                                self.total_sq[hi, cols] - self.total_sq[lo, cols])
+        return self._pad(errs, n)
+
+    def _pad(self, errs: LeadErrors, n: int) -> LeadErrors:
+        if n <= self.leads:
+            return LeadErrors(errs.bias[:n], errs.sigma[:n])
+        pad = n - self.leads
+        return LeadErrors(np.concatenate([errs.bias, np.full(pad, errs.bias[-1])]),
+                          np.concatenate([errs.sigma, np.full(pad, errs.sigma[-1])]))
+
+
+class LearnedConditioner(Conditioner):
+    """Bias-corrected, blended with the built-in forecaster, premium on waiting, beyond-horizon values."""
+
+    def __init__(self, source: ForecastSource, window_days: int = 28, premium: float = DEFAULT_PREMIUM,
+                 blend: bool = True, beyond_premium: float | None = BEYOND_PREMIUM, by_time_of_day: bool = True) -> None:
+        self.source, self.premium = source, premium
+        self.beyond_premium = premium if beyond_premium is None else beyond_premium
+        self.day = source.grid.slots_per_day
+        leads = min(MAX_LEADS, source.horizon_slots or MAX_LEADS)
+        self.errors = _Errors(source, leads, window_days * self.day, by_time_of_day)
+        self.history: tuple[ForecastSource, _Errors] | None = None
+        if blend and source.name not in ("actual", "builtin"):
+            grid = source.grid
+            key = (grid.start_epoch, grid.step_seconds, grid.actual.tobytes(), by_time_of_day)  # same signal: same built-in forecasts
+            if key not in _BUILTIN_CACHE:
+                _BUILTIN_CACHE.clear()
+                hist = builtin_source(source.grid, 2 * self.day)
+                _BUILTIN_CACHE[key] = (hist, _Errors(hist, 2 * self.day, window_days * self.day, by_time_of_day))
+            self.history = _BUILTIN_CACHE[key]
+
+    def condition(self, t: int, issued: np.ndarray) -> np.ndarray:
+        n = issued.shape[0]
+        errors = self.errors.at(t, n)
+        history = history_errors = None
+        if self.history is not None:
+            _, hist_err = self.history
+            m = min(n, hist_err.leads)
+            history = np.full(n, np.nan)
+            history[:m] = hist_err.issued[t, :m] if t < hist_err.issued.shape[0] else np.nan
+            history_errors = hist_err.at(t, n)
+        planned = condition(issued, errors, history, history_errors, self.premium)
+        past = self.source.grid.actual[max(0, t - 28 * self.day):t]
+        return fill_beyond_horizon(planned, past, self.day, self.beyond_premium)
+
+
+def learned_conditioner(source: ForecastSource, **kwargs: object) -> Conditioner:
+    return LearnedConditioner(source, **kwargs)  # type: ignore[arg-type]
