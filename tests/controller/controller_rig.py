@@ -17,7 +17,7 @@ from controller_fakes import T0, FakeApi, FakeRegistry, FakeSignals
 from carbonshift.api.common import API_VERSION
 from carbonshift.controller.clock import FixedClock
 from carbonshift.controller.cycle import Scheduler
-from carbonshift.controller.manifests import FINALIZER_RECORD, LABEL_HUB, LABEL_JOB_UID, build_member_job
+from carbonshift.controller.manifests import LABEL_JOB_UID, build_member_job
 from carbonshift.controller.metrics import Metrics
 from carbonshift.controller.paths import caj_path, job_path, member_cluster_path
 from carbonshift.controller.settings import OperatorSettings
@@ -140,10 +140,3 @@ class Rig:
     async def close(self) -> None:
         await self.scheduler.close()
 
-
-def run(scenario: Any) -> Any:
-    """Runs ``scenario(rig)`` in a fresh event loop with a new Rig (members, settings from kwargs)."""
-    return asyncio.run(scenario)
-
-
-__all__ = ["FINALIZER_RECORD", "HUB_ID", "LABEL_HUB", "NAMESPACE", "Rig", "job_body", "member_body", "run"]
