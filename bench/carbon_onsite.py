@@ -14,6 +14,7 @@ Writes ``carbon_onsite.json``. Run: ``.venv/bin/python bench/carbon_onsite.py``.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -62,13 +63,22 @@ def workload(days: int, per_day: int, seed: int = 0) -> list[tuple[datetime, tim
     return out
 
 
-def energy(plans: list[Plan], ci: np.ndarray) -> dict[str, float]:
-    """Grid kWh, solar kWh, battery kWh and grid gCO2eq (actual intensity) of a set of plans."""
+def energy(plans: list[Plan], ci: np.ndarray, jobs: list[Job]) -> dict[str, float]:
+    """Grid kWh, solar kWh, battery kWh and grid gCO2eq (actual intensity) of a set of plans.
+
+    A job without a feasible plan still has to run: it is charged as run at once from the grid.
+    """
     grid_wh = solar_wh = batt_wh = grams = 0.0
-    for p in plans:
+    h = SLOT.total_seconds() / 3600.0
+    for p, job in zip(plans, jobs):
         if not p.feasible:
+            first = math.ceil((job.submit_at - START) / SLOT - 1e-9)
+            need = job.duration / SLOT
+            for k in range(math.ceil(need - 1e-9)):
+                g = job.it_power_w * PUE * h * min(1.0, need - k)
+                grid_wh += g
+                grams += g * ci[min(first + k, len(ci) - 1)] / 1000.0
             continue
-        h = SLOT.total_seconds() / 3600.0
         for k, (slot, frac) in enumerate(zip(p.slots, p.slot_fractions)):
             demand = p.facility_power_w * frac * h
             s = p.solar_wh_by_slot[k] if p.solar_wh_by_slot else 0.0
@@ -95,7 +105,7 @@ def run(quick: bool) -> dict[str, Any]:
             region = RegionSignals("site", START, SLOT, ci, solar_w=pv if solar else None, battery=battery, pue=PUE)
             t = time.perf_counter()
             plans = plan_interruptible_lp(jobs, build_snapshot([region]))
-            e = energy(plans, ci)
+            e = energy(plans, ci, jobs)
             misses = sum(1 for j, p in zip(jobs, plans) if p.feasible and p.end is not None and p.end > j.deadline)
             rows.append({"planner": "carbonshift (24 h slack)" if shifted else "baseline (run at submission)",
                          "site": label, **e, "jobs": len(jobs), "infeasible": sum(not p.feasible for p in plans),

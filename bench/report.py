@@ -237,9 +237,9 @@ def onsite(data: dict[str, Any] | None) -> str:
            "(`plan_interruptible_lp`: solar, battery state of charge slot by slot) with perfect solar and grid forecasts; "
            "the baseline rows give the LP no slack (run at submission).", ""]
     out.append(table(["Planner", "Site", "Grid kWh", "Solar kWh used", "Battery kWh used", "Grid kgCO2eq",
-                      "Deadline misses"],
+                      "Not placed", "Deadline misses"],
                      [[r["planner"], r["site"], fmt(r["grid_kwh"], 0), fmt(r["solar_kwh"], 0), fmt(r["battery_kwh"], 0),
-                       fmt(r["grid_g"] / 1000, 1), r["deadline_misses"]] for r in data["rows"]]))
+                       fmt(r["grid_g"] / 1000, 1), r.get("infeasible", 0), r["deadline_misses"]] for r in data["rows"]]))
     by = {(r["planner"].split()[0], r["site"]): r for r in data["rows"]}
     lines = []
     for who in ("baseline", "carbonshift"):
@@ -461,8 +461,8 @@ def kueue(data: dict[str, Any] | None) -> str:
     ratio = data.get("ratio") or {}
     return "\n".join(head + [
         f"{data['jobs']} batch/v1 Jobs without a carbon allowance, created in a burst on the hub (8 client threads), "
-        "through MultiKueue to three workers (`bench/kueue_latency.py`). Latency: from the Job's creation (client clock) "
-        "to its Workload's `Admitted` condition (a watch on the hub). *baseline*: Kueue alone (ClusterQueue with the "
+        "through MultiKueue to three workers (`bench/kueue_latency.py`). Latency: from the Workload's creation "
+        "to its Workload's `Admitted` condition (API-server timestamps: whole seconds). *baseline*: Kueue alone (ClusterQueue with the "
         "multikueue check only, Kueue's all-at-once dispatcher). *carbonshift*: the green-window check and carbonshift's "
         "dispatcher (docs/kueue.md), nothing delayed.", "",
         table(["run", "jobs", "admitted", "p50 s", "p90 s", "p99 s", "max s", "create s", "all admitted s"], rows), "",

@@ -377,6 +377,22 @@ class KueuePlane:
             self.plane._save_pids({k: v for k, v in pids.items() if k not in stopped})
         return stopped
 
+    def wait_queues_active(self, namespace: str, cluster_queue: str = CLUSTER_QUEUE, local_queue: str = LOCAL_QUEUE,
+                           timeout: float = 60.0) -> None:
+        """Until every worker's ClusterQueue and LocalQueue are Active. A remote Workload that arrives
+        before that is parked as inadmissible and only retried about a minute later."""
+        deadline = time.monotonic() + timeout
+        for cluster in self.workers:
+            for args in (("clusterqueue", cluster_queue), ("-n", namespace, "localqueue", local_queue)):
+                while True:
+                    out = self.kubectl(cluster, "get", *args, "-o",
+                                       'jsonpath={.status.conditions[?(@.type=="Active")].status}', check=False)
+                    if out.strip() == "True":
+                        break
+                    if time.monotonic() > deadline:
+                        raise ClusterError(f"{' '.join(args)} on {cluster} not Active after {timeout:.0f} s")
+                    time.sleep(0.3)
+
     def running(self) -> dict[str, int]:
         return {k: v for k, v in self.plane.running().items() if k.endswith("-kueue")}
 

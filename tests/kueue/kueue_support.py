@@ -132,6 +132,7 @@ class KueueEnv:
         """A fresh namespace with its own ClusterQueue (hub quota ``cpu``) on the hub and every worker."""
         name = f"kq-{uuid.uuid4().hex[:8]}"
         self.kueue.ensure_queues(name, cluster_queue=f"cq-{name}", checks=checks, cpu=cpu)
+        self.kueue.wait_queues_active(name, cluster_queue=f"cq-{name}")
         self.namespaces.append(name)
         self.queues.append(f"cq-{name}")
         return name
@@ -193,6 +194,13 @@ class KueueEnv:
         return json.loads(out.stdout)["items"]
 
     def cleanup(self) -> None:
+        for namespace in self.namespaces:
+            # kwok completes only Job-owned pods: a plain Pod group keeps running, and Kueue keeps its
+            # pods' finalizer until they end; drop it so the namespace can go.
+            pods = self.kubectl("hub", "-n", namespace, "get", "pods", "-o", "name", check=False).stdout.split()
+            for pod in pods:
+                self.kubectl("hub", "-n", namespace, "patch", pod, "--type=merge", "-p",
+                             '{"metadata":{"finalizers":null}}', check=False)
         for cluster in ("hub", *WORKERS):
             for namespace in self.namespaces:
                 self.kubectl(cluster, "delete", "namespace", namespace, "--wait=false", check=False)

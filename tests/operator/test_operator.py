@@ -103,8 +103,9 @@ def test_a_job_without_room_is_reported_unplaced(operator, hub, make_namespace, 
     try:
         wait_until(lambda: _member_ready(control_plane, "ca-one"), what="ca-one Ready", on_fail=operator.log_tail)
         ns = make_namespace("hub", "full")
-        for name in ("first", "second"):
-            hub.apply(ns, caj_manifest(name, regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
+        hub.apply(ns, caj_manifest("first", regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
+        wait_until(phase_is(hub, ns, "first", "Running"), what="the first job running", on_fail=operator.log_tail)
+        hub.apply(ns, caj_manifest("second", regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
         waiting = wait_until(lambda: next((s for n in ("first", "second")
                                            if condition(s := hub.status(ns, n), "Scheduled").get("status") == "False"),
                                           None), what="a job not placed",

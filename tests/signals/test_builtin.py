@@ -43,6 +43,12 @@ def test_history_that_ended_weeks_ago_is_refused() -> None:
         builtin_forecast(old, now=NOW, horizon=timedelta(hours=6))
 
 
-def test_one_day_of_history_holds_the_latest_value() -> None:
-    fc = builtin_forecast(history(1), now=NOW, horizon=timedelta(hours=3))
+def test_one_day_of_history_gives_yesterdays_shape() -> None:
+    """Electricity Maps' history covers 24 h: enough for the daily shape, not for learning persistence."""
+    fc = builtin_forecast(history(1), now=NOW, horizon=timedelta(hours=24))
+    assert min(fc.points, key=lambda p: p[1])[0].hour == 12
+
+
+def test_less_than_a_day_holds_the_latest_value() -> None:
+    fc = builtin_forecast(history(1).between(NOW - timedelta(hours=6), NOW), now=NOW, horizon=timedelta(hours=3))
     assert len({v for _, v in fc.points}) == 1

@@ -29,7 +29,9 @@ FloatArray = npt.NDArray[np.float64]
 DAY_S = 86400
 PROFILE_DAYS = 28  # history used; the operator's fallback fetches four weeks
 HALF_LIFE_DAYS = 7.0
-_MIN_DAYS = 2  # below this there is no daily shape to learn: persistence of the last value
+# Below one whole day there is no daily shape: persistence of the last value. With one day (e.g.
+# Electricity Maps' 24 h history) the forecast is yesterday's shape; the persistence fit needs two.
+_MIN_DAYS = 1
 _RIDGE = 1e-3  # relative shrinkage of the anomaly coefficients (keeps near-singular fits finite)
 
 

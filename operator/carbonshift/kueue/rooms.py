@@ -141,11 +141,18 @@ class KueueRooms:
                 load[wl.cluster_name] = load.get(wl.cluster_name, 0) + 1
         readings = await self._readings(members, now)
         counts = {"held": 0, "ready": 0, "dispatched": 0, "running": 0, "finished": 0}
-        for wl in workloads:
-            try:
-                await self._one(wl, ours, multikueue, members, workers, readings, load, now, counts)
-            except KubeError as exc:
-                log.info("Workload %s: %s", wl.key, exc)
+        # Decisions are cheap; the API calls behind them are not: Workloads are handled side by side
+        # (at most apiWorkers at once). Room on a worker is taken before the nomination is sent.
+        gate = asyncio.Semaphore(self.settings.api_workers)
+
+        async def one(wl: Workload) -> None:
+            async with gate:
+                try:
+                    await self._one(wl, ours, multikueue, members, workers, readings, load, now, counts)
+                except KubeError as exc:
+                    log.info("Workload %s: %s", wl.key, exc)
+
+        await asyncio.gather(*(one(wl) for wl in workloads))
         for state, count in counts.items():
             self.metrics.kueue_workloads.labels(state=state).set(count)
 
@@ -283,14 +290,16 @@ class KueueRooms:
         worker = pick_worker(workers, plan.region, load)
         if worker is None:
             return
+        load[worker.name] = load.get(worker.name, 0) + 1  # taken now: other Workloads are decided meanwhile
         why = f"greenest allowed region with room [{reason_code(plan)}]"
-        if await self.dispatcher.nominate(wl, worker, why):
-            load[worker.name] = load.get(worker.name, 0) + 1
-            counts["dispatched"] += 1
-            self._relocating.pop(wl.uid, None)
-            self.metrics.kueue_decisions.labels(decision="dispatched").inc()
-            self.metrics.dispatches.labels(cluster=worker.name).inc()
-            await self._remember_plan(wl, plan)
+        if not await self.dispatcher.nominate(wl, worker, why):
+            load[worker.name] -= 1
+            return
+        counts["dispatched"] += 1
+        self._relocating.pop(wl.uid, None)
+        self.metrics.kueue_decisions.labels(decision="dispatched").inc()
+        self.metrics.dispatches.labels(cluster=worker.name).inc()
+        await self._remember_plan(wl, plan)
 
     def _check_decision(self, wl: Workload, intent: Intent, plan: Plan | None, regions: tuple[str, ...],
                         now: datetime) -> tuple[bool, str, str | None]:
