@@ -338,7 +338,7 @@ class Decision(ApiModel):
     method: str = Field(
         default="forecast",
         max_length=64,
-        description="How it was decided, e.g. forecast, runNow (intensity below threshold), fallback:lastForecast, dryRun.",
+        description="How it was decided: sliding-window (one run in the best contiguous window), cheapest-slots (interruptible: the cheapest slots before the deadline) or fallback (no usable signal: the policy's fallback decided).",
     )
 
     @model_validator(mode="before")
