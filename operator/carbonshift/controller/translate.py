@@ -21,6 +21,7 @@ from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
 from carbonshift.api.job import DecisionMethod, JobReason, format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
+from carbonshift.signals.series import SeriesKind
 from carbonshift.controller.validation import EffectivePolicy
 from carbonshift.timefmt import to_iso
 
@@ -234,15 +235,11 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     return reasons
 
 
-# The RegionReading.kind (a SeriesKind value) of a forecast the operator made itself from history.
-BUILTIN_FORECAST_KIND = "builtin-forecast"
-
-
 def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
     """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
     forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
     provider's."""
-    if reading is None or reading.kind != BUILTIN_FORECAST_KIND:
+    if reading is None or reading.kind != SeriesKind.BUILTIN_FORECAST:
         return []
     return [{"code": JobReason.BUILTIN_FORECAST,
              "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
