@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from carbonshift.controller import memberwatch
-from carbonshift.controller.kube import KubeApi, job_path
+from carbonshift.controller.kube import KubeApi
+from carbonshift.controller.paths import job_path
 from carbonshift.controller.kubeconfig import load_kubeconfig
 from carbonshift.controller.manifests import LABEL_HUB, LABEL_JOB_UID, LABEL_MANAGED_BY, LABEL_MEMBER, MANAGED_BY, hub_selector
 from carbonshift.controller.memberwatch import MemberJobCache

@@ -27,15 +27,18 @@ from .duration import Duration, duration_cel_rule
 __all__ = [
     "HISTORY_LIMIT",
     "TEMPLATE_FIXED_RULE",
+    "TERMINAL_PHASES",
     "CarbonAwareJob",
     "CarbonAwareJobSpec",
     "CarbonAwareJobStatus",
     "Decision",
+    "DecisionMethod",
     "DecisionReason",
     "Emissions",
     "EnergyEstimate",
     "JobConditionType",
     "JobPhase",
+    "JobReason",
     "JobTemplate",
     "MemberJobRef",
     "Placement",
@@ -84,6 +87,71 @@ class JobConditionType(enum.StrEnum):
     SIGNALS_STALE = "SignalsStale"
     DEADLINE_AT_RISK = "DeadlineAtRisk"
     DISPATCHED = "Dispatched"
+    MEMBER_REACHABLE = "MemberReachable"  # only once the member was unreachable while the job ran there
+    COMPLETE = "Complete"  # as on a batch/v1 Job: ``kubectl wait --for=condition=Complete`` works
+    FAILED = "Failed"
+
+
+#: The phases a CarbonAwareJob (and a member Job's progress) ends in.
+TERMINAL_PHASES: Final = frozenset({JobPhase.SUCCEEDED, JobPhase.FAILED})
+
+
+class JobReason(enum.StrEnum):
+    """Reasons the operator gives on a CarbonAwareJob: of its conditions, of its Events, and the
+    decision reason codes it adds to the planner's (``carbonshift.core.ReasonCode``)."""
+
+    # Valid
+    VALID = "Valid"
+    INVALID_SPEC = "InvalidSpec"
+    INVALID = "Invalid"  # the Warning Event of an invalid spec
+    # Scheduled (besides the planner's reason codes) and the decision's Events
+    NO_REACHABLE_CLUSTER = "NoReachableCluster"
+    PLANNER_ERROR = "PlannerError"
+    NO_PLAN = "NoPlan"
+    PLANNED = "Planned"
+    DECIDED = "Decided"
+    REPLANNED = "Replanned"
+    # reason codes the operator adds to a decision
+    DRY_RUN = "DryRun"
+    RELOCATED = "Relocated"
+    DEADLINE_CAPPED = "DeadlineCapped"
+    POWER_RAISED = "PowerRaised"
+    BUILTIN_FORECAST = "BuiltinForecast"  # planned on the operator's own forecast from the signal's history
+    # DeadlineAtRisk
+    RUN_NOW_DEADLINE_NEAR = "RunNowDeadlineNear"
+    DEADLINE_SAFE = "DeadlineSafe"
+    # SignalsStale
+    SIGNALS_STALE = "SignalsStale"
+    SIGNALS_FRESH = "SignalsFresh"
+    # Dispatched
+    DISPATCHED = "Dispatched"
+    DISPATCH_FAILED = "DispatchFailed"
+    NAMESPACE_SHARE_FULL = "NamespaceShareFull"
+    MEMBER_NAMESPACE_MISSING = "MemberNamespaceMissing"
+    MEMBER_NAMESPACE_NOT_READY = "MemberNamespaceNotReady"
+    MEMBER_ADMISSION_REFUSED = "MemberAdmissionRefused"
+    MEMBER_PODS_REFUSED = "MemberPodsRefused"
+    PODS_CREATED = "PodsCreated"
+    # MemberReachable
+    MEMBER_REACHABLE = "MemberReachable"
+    MEMBER_UNREACHABLE = "MemberUnreachable"
+    MEMBER_MISSING = "MemberMissing"
+    # Complete / Failed, and the Events of a run's end
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    MEMBER_JOB_LOST = "MemberJobLost"
+    MEMBER_JOB_DELETED = "MemberJobDeleted"
+    # Events of interruptible work
+    SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+
+
+class DecisionMethod(enum.StrEnum):
+    """``status.decision.method``: how the plan was made."""
+
+    SLIDING_WINDOW = "sliding-window"  # one run: the best contiguous window
+    CHEAPEST_SLOTS = "cheapest-slots"  # interruptible: the cheapest slots before the deadline
+    FALLBACK = "fallback"  # no usable signal: the policy's fallback decided
 
 
 class JobTemplate(ApiModel):
@@ -270,7 +338,7 @@ class Decision(ApiModel):
     method: str = Field(
         default="forecast",
         max_length=64,
-        description="How it was decided, e.g. forecast, runNow (intensity below threshold), fallback:lastForecast, dryRun.",
+        description="How it was decided: sliding-window (one run in the best contiguous window), cheapest-slots (interruptible: the cheapest slots before the deadline) or fallback (no usable signal: the policy's fallback decided).",
     )
 
     @model_validator(mode="before")

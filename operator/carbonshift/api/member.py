@@ -40,6 +40,7 @@ __all__ = [
     "MemberClusterSpec",
     "MemberClusterStatus",
     "MemberConditionType",
+    "MemberReason",
     "PrometheusSignal",
     "SignalObservation",
     "SignalProvider",
@@ -376,6 +377,16 @@ class MemberConditionType(enum.StrEnum):
 
     READY = "Ready"
     SIGNALS_STALE = "SignalsStale"
+
+
+class MemberReason(enum.StrEnum):
+    """Reasons of a MemberCluster's conditions and Events."""
+
+    REACHABLE = "Reachable"
+    UNREACHABLE = "Unreachable"  # also the Warning Event when it stops answering
+    READY = "Ready"  # the Event when it answers again
+    FRESH = "Fresh"
+    PROVIDER_ERROR = "ProviderError"
 
 
 class SignalObservation(ApiModel):

@@ -2,6 +2,8 @@
 
 The accelerated clock is explicit: it maps real elapsed seconds onto simulated time at a fixed
 speed from a chosen origin, and every code path (planning, dispatch, accounting) reads it.
+``monotonic()`` is for rate limits (how often a member is asked again, a count rewritten): real
+seconds in the operator, moved by hand with the fixed clock of tests and what-if runs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Clock(Protocol):
         """This clock's reading at the real time ``moment`` (e.g. an object's creationTimestamp)."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds for rate limits (only differences count)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -33,6 +39,9 @@ class SystemClock:
 
     def from_real(self, moment: datetime) -> datetime:
         return moment
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 @dataclass
@@ -58,3 +67,34 @@ class AcceleratedClock:
 
     def from_real(self, moment: datetime) -> datetime:
         return self.origin + (moment - self._real_start_wall) * self.speed
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class FixedClock:
+    """A clock that moves only when told (``advance``): both its time and its rate-limit seconds."""
+
+    moment: datetime
+    ticks: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.moment.tzinfo is None:
+            raise ValueError("clock moment must be timezone-aware")
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def seconds_until(self, moment: datetime) -> float:
+        return max(0.0, (moment - self.moment).total_seconds())
+
+    def from_real(self, moment: datetime) -> datetime:
+        return moment
+
+    def monotonic(self) -> float:
+        return self.ticks
+
+    def advance(self, delta: timedelta) -> None:
+        self.moment += delta
+        self.ticks += delta.total_seconds()

@@ -31,14 +31,16 @@ with kubernetes_hidden():  # Kopf would import the official client just because 
 from carbonshift.controller.clock import AcceleratedClock, Clock, SystemClock
 from carbonshift.controller.cycle import Scheduler
 from carbonshift.controller.health import HealthServer
-from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError, secret_path
+from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError
 from carbonshift.controller.kubeconfig import Connection, KubeconfigError, resolve_connection
 from carbonshift.controller.leader import LeaderElector
 from carbonshift.controller.members import MemberRegistry
 from carbonshift.controller.metrics import Metrics
+from carbonshift.controller.paths import secret_path
 from carbonshift.controller.settings import OperatorSettings, load_settings
 from carbonshift.controller.signalhub import SignalHub
 from carbonshift.signals import KubernetesSecretReader
+from carbonshift.timefmt import parse_iso
 
 log = logging.getLogger("carbonshift")
 
@@ -69,7 +71,7 @@ def _settings(args: argparse.Namespace) -> OperatorSettings:
         if getattr(args, arg) is not None:
             overrides[field] = getattr(args, arg)
     if args.clock_origin:
-        overrides["clock_origin"] = datetime.fromisoformat(args.clock_origin.replace("Z", "+00:00"))
+        overrides["clock_origin"] = parse_iso(args.clock_origin)
     if args.no_leader_election:
         overrides["leader_election"] = False
     return settings.model_copy(update=overrides)
@@ -166,7 +168,7 @@ async def _operate(settings: OperatorSettings, hub: KubeApi, registry: MemberReg
         if elector is not None and elector.leading and not lost.is_set():
             try:
                 await asyncio.wait_for(elector.release(), timeout=RELEASE_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("releasing the lease took over %.0f s; it expires by itself", RELEASE_TIMEOUT_S)
         await health.stop()
 

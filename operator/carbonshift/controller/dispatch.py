@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from carbonshift.controller.kube import KubeApi, KubeError, job_path
+from carbonshift.api.job import JobReason
+from carbonshift.controller.kube import KubeApi, KubeError
 from carbonshift.controller.manifests import FINALIZER_RECORD, LABEL_HUB, LABEL_JOB_UID, dry_run_pod
+from carbonshift.controller.paths import KUBE_SYSTEM, NAMESPACES, events_path, job_path, pods_path
 
-MEMBER_NAMESPACE_MISSING = "MemberNamespaceMissing"
-MEMBER_ADMISSION_REFUSED = "MemberAdmissionRefused"
-MEMBER_NAMESPACE_NOT_READY = "MemberNamespaceNotReady"
 DRY_RUN = {"dryRun": "All"}
 DELETE_OPTIONS = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 PSA = "pod-security.kubernetes.io"
@@ -24,7 +23,7 @@ PSA = "pod-security.kubernetes.io"
 class Refused(Exception):
     """The member does not take the Job now; ``reason`` is a condition reason, the message the member's words."""
 
-    def __init__(self, reason: str, message: str, retry_s: float) -> None:
+    def __init__(self, reason: JobReason, message: str, retry_s: float) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -67,11 +66,11 @@ async def prepare(api: KubeApi, cluster: str, manifest: dict[str, Any], *, creat
         if not _namespace_missing(exc):
             raise _refusal(exc) from None
     if not create_namespace:
-        raise Refused(MEMBER_NAMESPACE_MISSING,
+        raise Refused(JobReason.MEMBER_NAMESPACE_MISSING,
                       f"namespace {namespace} does not exist in cluster {cluster}: the cluster's admin must create "
                       f"it (or set createNamespaces on MemberCluster {cluster})", 30.0)
     try:
-        await api.request("POST", "/api/v1/namespaces", {
+        await api.request("POST", NAMESPACES, {
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": namespace, "labels": pod_security_labels(level)}})
     except KubeError as exc:
@@ -91,7 +90,7 @@ async def _dry_run(api: KubeApi, manifest: dict[str, Any]) -> None:
         if not exc.conflict:  # 409: the Job exists (an earlier attempt): create adopts it
             raise
     try:
-        await api.request("POST", f"/api/v1/namespaces/{namespace}/pods", dry_run_pod(manifest), query=DRY_RUN)
+        await api.request("POST", pods_path(namespace), dry_run_pod(manifest), query=DRY_RUN)
     except KubeError as exc:
         if not exc.conflict:
             raise
@@ -102,9 +101,9 @@ def _refusal(exc: KubeError) -> Exception:
     words = _member_words(exc)
     if "service account" in words and "not found" in words:
         # A namespace just created has no default ServiceAccount for a moment.
-        return Refused(MEMBER_NAMESPACE_NOT_READY, words, 2.0)
+        return Refused(JobReason.MEMBER_NAMESPACE_NOT_READY, words, 2.0)
     if exc.status in (400, 403, 404, 422):
-        return Refused(MEMBER_ADMISSION_REFUSED, words, 15.0)
+        return Refused(JobReason.MEMBER_ADMISSION_REFUSED, words, 15.0)
     return exc
 
 
@@ -170,7 +169,7 @@ async def delete(api: KubeApi, namespace: str, name: str) -> None:
 async def pods_refused(api: KubeApi, namespace: str, job_uid: str) -> str | None:
     """The member's newest FailedCreate message for the Job (its pods refused), if any."""
     try:
-        events = await api.get(f"/api/v1/namespaces/{namespace}/events", {
+        events = await api.get(events_path(namespace), {
             "fieldSelector": f"involvedObject.uid={job_uid},reason=FailedCreate"})
     except KubeError:
         return None  # no right to read Events there: the phase still says no pod runs
@@ -183,5 +182,5 @@ async def pods_refused(api: KubeApi, namespace: str, job_uid: str) -> str | None
 
 async def read_hub_id(hub: KubeApi) -> str:
     """This hub's identity: the UID of its kube-system namespace (unique, stable, unforgeable)."""
-    body = await hub.get("/api/v1/namespaces/kube-system")
+    body = await hub.get(KUBE_SYSTEM)
     return str(body["metadata"]["uid"])

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from carbonshift.controller.kube import KubeApi, KubeError
+from carbonshift.controller.paths import events_path
+from carbonshift.timefmt import to_iso
 
 log = logging.getLogger(__name__)
 COMPONENT = "carbonshift"
@@ -19,7 +21,7 @@ COMPONENT = "carbonshift"
 async def post_event(hub: KubeApi, obj: dict[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    now = to_iso(datetime.now(timezone.utc))
     event = {
         "apiVersion": "v1",
         "kind": "Event",
@@ -39,6 +41,6 @@ async def post_event(hub: KubeApi, obj: dict[str, Any], reason: str, message: st
         "count": 1,
     }
     try:
-        await hub.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+        await hub.request("POST", events_path(namespace), event)
     except KubeError as exc:
         log.info("could not post event %s on %s/%s: %s", reason, namespace, meta.get("name"), exc)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from carbonshift.timefmt import parse_iso
+
 __all__ = ["API_VERSIONS", "ExecConfig", "ExecCredentials", "ExecError", "ExecToken"]
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,9 @@ def _parse(config: ExecConfig, stdout: bytes, now: datetime) -> ExecToken:
     refresh_at = None
     if status.get("expirationTimestamp"):
         try:
-            expires_at = datetime.fromisoformat(str(status["expirationTimestamp"]).replace("Z", "+00:00"))
+            expires_at = parse_iso(str(status["expirationTimestamp"]))
         except ValueError:
             raise ExecError(f"{what}: status.expirationTimestamp is not an RFC 3339 time") from None
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
         lifetime = (expires_at - now).total_seconds()
         early = min(REFRESH_BEFORE_S, max(lifetime, 0.0) / 5)
         refresh_at = time.monotonic() + lifetime - early

@@ -1,8 +1,10 @@
 """Kopf handlers: plumbing only. Watch events feed the scheduler's world and wake it.
 
 There is deliberately no ``on.create``/``on.delete`` handler: those make Kopf PATCH every object
-(its finalizer and bookkeeping annotations), two writes per job. The scheduler adds its own
-finalizer only when it creates something in a member cluster, and removes it after cleaning up.
+(its finalizer and bookkeeping annotations), two writes per job. CarbonAwareJobs carry no
+finalizer at all (docs/operator.md, "Deletion"): the copy of a deleted job is found by the orphan
+collection (``cleanup``). The only finalizer the operator sets is ``carbonshift.io/record-completion``
+on the Jobs it creates in member clusters, removed once the hub status records how they ended.
 All decisions live in ``cycle``.
 """
 
@@ -16,10 +18,10 @@ from typing import Any
 import aiohttp
 import kopf
 
+from carbonshift.api.common import GROUP, VERSION
 from carbonshift.controller.cycle import Scheduler
 from carbonshift.controller.world import is_older
 
-GROUP, VERSION = "carbonshift.io", "v1alpha1"
 log = logging.getLogger(__name__)
 
 
@@ -67,7 +69,7 @@ async def login(memo: kopf.Memo, **_: Any) -> kopf.AiohttpSession:
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Progress in annotations: the CRDs' status schemas are strict and would prune status.kopf.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="carbonshift.io")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = WatchOnlyDiffBase()
     settings.posting.level = logging.WARNING
     # No CRD/namespace scanning: the chart grants no such rights, and the resources are known.

@@ -374,23 +374,3 @@ class KubeApi:
             if not (status == 401 and attempt == 1 and self._refused(token)):
                 break
         return self._result("GET", path, status, reason, response_type, payload)
-
-
-CARBONSHIFT_API = "/apis/carbonshift.io/v1alpha1"
-
-
-def caj_path(namespace: str, name: str = "", sub: str = "") -> str:
-    path = f"{CARBONSHIFT_API}/namespaces/{namespace}/carbonawarejobs"
-    if name:
-        path += f"/{name}"
-    if sub:
-        path += f"/{sub}"
-    return path
-
-
-def job_path(namespace: str, name: str = "") -> str:
-    return f"/apis/batch/v1/namespaces/{namespace}/jobs" + (f"/{name}" if name else "")
-
-
-def secret_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/secrets/{name}"

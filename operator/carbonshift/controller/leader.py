@@ -15,23 +15,17 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from carbonshift.controller.kube import KubeApi, KubeError
+from carbonshift.controller.paths import lease_path
+from carbonshift.timefmt import micro_z, parse_iso
 
 log = logging.getLogger(__name__)
-
-
-def _micro(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 class LeaderElector:
     def __init__(self, hub: KubeApi, namespace: str, name: str, identity: str, lease_seconds: float) -> None:
         self.hub = hub
-        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self.path = lease_path(namespace, name)
+        self.collection = lease_path(namespace)
         self.name = name
         self.identity = identity
         self.lease_seconds = lease_seconds
@@ -43,7 +37,7 @@ class LeaderElector:
 
     def _spec(self, now: datetime, acquired: str | None, transitions: int) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_seconds),
-                "acquireTime": acquired or _micro(now), "renewTime": _micro(now),
+                "acquireTime": acquired or micro_z(now), "renewTime": micro_z(now),
                 "leaseTransitions": transitions}
 
     def _contact(self) -> None:
@@ -69,7 +63,7 @@ class LeaderElector:
                 raise
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _parse(spec.get("renewTime"))
+        renewed = parse_iso(spec["renewTime"]) if spec.get("renewTime") else None
         duration = timedelta(seconds=float(spec.get("leaseDurationSeconds") or self.lease_seconds))
         expired = renewed is None or renewed + duration < now
         if holder and holder != self.identity and not expired:  # no holder: released on shutdown
@@ -94,7 +88,7 @@ class LeaderElector:
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != self.identity:
                 return
-            now = _micro(datetime.now(timezone.utc))
+            now = micro_z(datetime.now(timezone.utc))
             lease["spec"] = {"leaseDurationSeconds": 1, "acquireTime": now, "renewTime": now,
                              "leaseTransitions": int(spec.get("leaseTransitions") or 0)}
             await self.hub.request("PUT", self.path, lease)
@@ -120,7 +114,7 @@ class LeaderElector:
                 logged = True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.retry_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return False
 
@@ -131,7 +125,7 @@ class LeaderElector:
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.lease_seconds / 3)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 if await self.try_acquire():

@@ -15,6 +15,8 @@ import hashlib
 import re
 from typing import Any
 
+from carbonshift.api.job import JobPhase
+
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "carbonshift"
 LABEL_JOB_UID = "carbonshift.io/job-uid"
@@ -112,20 +114,20 @@ def dry_run_pod(member_job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_progress(member_job: dict[str, Any]) -> str:
-    """Running, Suspended, Succeeded, Failed or Pending, from a member Job's status."""
+def job_progress(member_job: dict[str, Any]) -> JobPhase:
+    """Running, Suspended, Succeeded, Failed or Pending (no pods yet), from a member Job's status."""
     status = member_job.get("status") or {}
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
         if condition.get("type") == "Complete":
-            return "Succeeded"
+            return JobPhase.SUCCEEDED
         if condition.get("type") == "Failed":
-            return "Failed"
+            return JobPhase.FAILED
     if (member_job.get("spec") or {}).get("suspend"):
-        return "Suspended"
+        return JobPhase.SUSPENDED
     # Running means pods exist: a started Job whose pods are refused (FailedCreate) has none.
     if status.get("active") or status.get("succeeded") or status.get("failed"):
-        return "Running"
-    return "Pending"
+        return JobPhase.RUNNING
+    return JobPhase.PENDING
 

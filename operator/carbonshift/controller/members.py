@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from carbonshift.api import MemberCluster
-from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError, secret_path
+from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError
 from carbonshift.controller.kubeconfig import KubeconfigError, connection_from_kubeconfig
+from carbonshift.controller.paths import secret_path
 
 
 @dataclass
@@ -40,7 +41,6 @@ class MemberRegistry:
     _clients: dict[str, tuple[str, KubeApi]] = field(default_factory=dict)
     _fresh: dict[str, tuple[float, str, KubeApi]] = field(default_factory=dict)  # name -> (read at, spec key, api)
     _health: dict[str, Health] = field(default_factory=dict)
-    _namespaces: set[tuple[str, str]] = field(default_factory=set)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
     _reading: dict[str, asyncio.Lock] = field(default_factory=dict)  # member -> lock of its Secret read
 
@@ -155,20 +155,13 @@ class MemberRegistry:
         self._health[name] = health
         return health
 
+    def health(self, name: str) -> Health | None:
+        """The member's last probe result (None before the first probe)."""
+        return self._health.get(name)
+
     def mark_unreachable(self, name: str, message: str) -> None:
         known = self._health.get(name)
         self._health[name] = Health(False, message, time.monotonic(), known.last_seen_ok if known else None)
-
-    async def ensure_namespace(self, api: KubeApi, namespace: str) -> None:
-        if (api.name, namespace) in self._namespaces:
-            return
-        try:
-            await api.request("POST", "/api/v1/namespaces",
-                              {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        except KubeError as exc:
-            if not exc.conflict:
-                raise
-        self._namespaces.add((api.name, namespace))
 
     def forget_client(self, name: str) -> None:
         cached = self._clients.pop(name, None)

@@ -24,8 +24,7 @@ from typing import Any
 
 from carbonshift.controller.kube import KubeApi, KubeError
 from carbonshift.controller.manifests import ANNOTATION_SOURCE, FINALIZER_RECORD, LABEL_JOB_UID, LABEL_MEMBER
-
-ALL_JOBS = "/apis/batch/v1/jobs"
+from carbonshift.controller.paths import ALL_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class MemberJobCache:
 
     def _belongs(self, job: dict[str, Any]) -> bool:
         # Two MemberClusters may share one physical cluster: a Job made for the other is not ours.
-        return ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_MEMBER, self.member) == self.member
+        return bool(((job.get("metadata") or {}).get("labels") or {}).get(LABEL_MEMBER, self.member) == self.member)
 
     # ----- list and watch ---------------------------------------------------------------------
     def start(self) -> None:

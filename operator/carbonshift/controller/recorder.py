@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from carbonshift.api.common import API_VERSION
 from carbonshift.controller.events import post_event
 from carbonshift.controller.kube import KubeApi
 from carbonshift.controller.metrics import Metrics
@@ -33,7 +34,7 @@ class EventRecorder:
     def record(self, obj: dict[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
         # Only what an Event needs: the queue must not pin whole job bodies in memory.
         meta = obj.get("metadata") or {}
-        involved = {"apiVersion": obj.get("apiVersion") or "carbonshift.io/v1alpha1",
+        involved = {"apiVersion": obj.get("apiVersion") or API_VERSION,
                     "kind": obj.get("kind") or "CarbonAwareJob",
                     "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid")}}
         try:
@@ -60,7 +61,7 @@ class EventRecorder:
         if self._tasks:
             try:
                 await asyncio.wait_for(self._queue.join(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("%d Events not posted at shutdown", self._queue.qsize())
         for task in self._tasks:
             task.cancel()

@@ -15,6 +15,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from carbonshift.api.duration import Duration
+from carbonshift.api.policy import SignalFallback
 
 
 class DefaultPolicy(BaseModel):
@@ -25,7 +26,7 @@ class DefaultPolicy(BaseModel):
     max_delay: Duration = Field(default=timedelta(hours=24), alias="maxDelay")
     forecast_safety_margin: float = Field(default=0.1, ge=0, le=1, alias="forecastSafetyMargin")
     max_signal_age: Duration = Field(default=timedelta(hours=1), alias="maxSignalAge")
-    signal_fallback: str = Field(default="runNow", alias="signalFallback")
+    signal_fallback: SignalFallback = Field(default=SignalFallback.RUN_NOW, alias="signalFallback")
     run_now_below_intensity: float | None = Field(default=None, ge=0, alias="runNowBelowIntensity")
 
 

@@ -78,9 +78,16 @@ class SignalHub:
     horizon: timedelta
     data_dir: Path | None = None  # the admin's folder of trace files (operator setting dataDir)
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
+    # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
+    _closing: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    def _close_later(self, closing: Any) -> None:
+        task = asyncio.ensure_future(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _for(self, member: MemberCluster) -> _MemberSignals:
-        name = member.metadata.name
+        name = member.metadata.name or ""
         spec = member.spec
         # The uid is part of the key: a deleted and re-created MemberCluster gets a fresh provider
         # (a trace anchor maps onto the time the provider is built).
@@ -89,9 +96,9 @@ class SignalHub:
         if current is not None and current.key != key:
             if current.pending is not None:
                 current.pending.cancel()
-            asyncio.ensure_future(current.provider.aclose())  # the replaced provider's connections
+            self._close_later(current.provider.aclose())  # the replaced provider's connections
             if current.energy is not None:
-                asyncio.ensure_future(current.energy.aclose())
+                self._close_later(current.energy.aclose())
         if current is None or current.key != key:
             config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
             config.setdefault("zone", spec.zone)
@@ -114,16 +121,17 @@ class SignalHub:
         battery in the reading keeps all its charge in reserve until ``with_battery_reserve``
         applies a policy's reserve: the reserve is the namespace's choice, not the site's.
         """
+        name = member.metadata.name or ""
         n = self.n_slots
         spec = member.spec
         capacity = Capacity(spec.capacity.max_concurrent_jobs, spec.capacity.power_budget_watts)
         try:
             entry = self._for(member)
         except (SignalError, OSError, ValueError) as exc:  # e.g. a missing trace file: reported, never fatal
-            log.warning("signals for %s: %s", member.metadata.name, exc)
-            self._members.pop(member.metadata.name, None)
+            log.warning("signals for %s: %s", name, exc)
+            self._members.pop(name, None)
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
-            return RegionReading(spec.region, member.metadata.name, signals, None, None,
+            return RegionReading(spec.region, name, signals, None, None,
                                  str(spec.carbon_signal.provider), "none", error=f"configuration: {exc}")
         try:
             # A hanging provider (timeouts x retries can take a minute) must not hold up the cycle,
@@ -141,7 +149,7 @@ class SignalHub:
             intensity = to_slots([current, forecast], start, self.slot, n)
             solar, battery = await self._energy(entry, start, n)
             reading = RegionReading(
-                region=spec.region, member=member.metadata.name,
+                region=spec.region, member=name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
                 observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
                 source=entry.provider.source, kind=forecast.kind.value,
@@ -149,7 +157,7 @@ class SignalHub:
             entry.last_good = reading
             return reading
         except SignalError as exc:
-            log.warning("signals for %s: %s", member.metadata.name, exc)
+            log.warning("signals for %s: %s", name, exc)
             last = entry.last_good
             if last is not None:
                 # Re-grid the last good forecast; slots beyond it are unknown (NaN).
@@ -160,10 +168,10 @@ class SignalHub:
                     kept = old[shift:]
                     intensity[: len(kept)] = kept[:n]
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
-                return RegionReading(spec.region, member.metadata.name, signals, last.observed_at,
+                return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc))
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
-            return RegionReading(spec.region, member.metadata.name, signals, None, None,
+            return RegionReading(spec.region, name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
 
     async def _energy(self, entry: _MemberSignals, start: datetime, n: int) -> tuple[np.ndarray | None, Battery | None]:
@@ -212,7 +220,7 @@ class SignalHub:
         """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""
         try:
             series = await asyncio.wait_for(self._for(member).provider.history(start, end), READ_BUDGET_S)
-        except (SignalError, asyncio.TimeoutError):
+        except (TimeoutError, SignalError):
             return None
         if end <= start:
             return None

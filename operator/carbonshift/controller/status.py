@@ -14,10 +14,6 @@ from carbonshift.api.common import Condition, ConditionStatus, set_condition
 HISTORY_LIMIT = 10
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def with_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str,
                    now: datetime, generation: int | None) -> list[dict[str, Any]]:
     # Fast path: most cycles re-assert a condition that did not change (thousands per cycle).
@@ -40,7 +36,7 @@ def with_decision(status: dict[str, Any], decision: dict[str, Any]) -> dict[str,
     previous = status.get("decision")
     history = list(status.get("history") or [])
     if previous and _decision_key(previous) != _decision_key(decision):
-        history = (history + [previous])[-HISTORY_LIMIT:]
+        history = [*history, previous][-HISTORY_LIMIT:]
     return {"decision": decision, "history": history}
 
 

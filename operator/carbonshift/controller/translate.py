@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from carbonshift.api import CarbonAwareJob
 from carbonshift.api.duration import format_duration
-from carbonshift.api.job import format_saved
+from carbonshift.api.job import DecisionMethod, JobReason, format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
+from carbonshift.signals.series import SeriesKind
 from carbonshift.controller.validation import EffectivePolicy
+from carbonshift.timefmt import to_iso
 
 if TYPE_CHECKING:
     from carbonshift.controller.signalhub import RegionReading
@@ -52,7 +54,7 @@ def deadline_capped(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: dat
     if job.spec.deadline is None or job.spec.deadline <= policy_deadline(job, policy, submit_at):
         return None
     capped = policy_deadline(job, policy, submit_at)
-    return (f"deadline {_iso(job.spec.deadline)} capped to {_iso(capped)} by the maxDelay "
+    return (f"deadline {to_iso(job.spec.deadline)} capped to {to_iso(capped)} by the maxDelay "
             f"{format_duration(policy.max_delay)} of {policy.source}")
 
 
@@ -164,10 +166,6 @@ def planner_options(policy: EffectivePolicy) -> PlannerOptions:
     )
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def merged_slots(plan: Plan) -> list[dict[str, str]]:
     """Contiguous slot runs of a plan as ``[{start, end}]`` (what an interruptible job follows)."""
     if plan.slot_start is None or plan.slot_length is None or not plan.slots:
@@ -184,14 +182,14 @@ def merged_slots(plan: Plan) -> list[dict[str, str]]:
         start = plan.slot_start + first * plan.slot_length
         # A partly used slot shortens the run it ends (the core uses at most one partial slot).
         end = plan.slot_start + (last + min(1.0, fraction.get(last, 1.0))) * plan.slot_length
-        out.append({"start": _iso(start), "end": _iso(end)})
+        out.append({"start": to_iso(start), "end": to_iso(end)})
     return out
 
 
-def method_of(plan: Plan, interruptible: bool) -> str:
+def method_of(plan: Plan, interruptible: bool) -> DecisionMethod:
     if ReasonCode.NO_SIGNAL_FALLBACK in plan.codes:
-        return "fallback"
-    return "cheapest-slots" if interruptible else "sliding-window"
+        return DecisionMethod.FALLBACK
+    return DecisionMethod.CHEAPEST_SLOTS if interruptible else DecisionMethod.SLIDING_WINDOW
 
 
 def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: bool,
@@ -208,13 +206,13 @@ def decision_from_plan(plan: Plan, cluster: str, now: datetime, interruptible: b
     return {
         "cluster": cluster,
         "region": plan.region,
-        "start": _iso(start),
+        "start": to_iso(start),
         "slots": merged_slots(plan) if interruptible else [],
         "expectedGrams": round(max(expected, 0.0), 3),
         "baselineGrams": round(max(baseline, 0.0), 3),
         "savedGrams": round(baseline - expected, 3) + 0.0,  # + 0.0 turns -0.0 into 0.0
         "reasons": reasons,
-        "decidedAt": _iso(now),
+        "decidedAt": to_iso(now),
         "method": method_of(plan, interruptible),
     }
 
@@ -230,23 +228,19 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     reasons = []
     capped = deadline_capped(job, policy, submit_at)
     if capped:
-        reasons.append({"code": "DeadlineCapped", "message": capped[:1024]})
+        reasons.append({"code": JobReason.DEADLINE_CAPPED, "message": capped[:1024]})
     power = job_power_w(job, min_watts_per_cpu)
     if power.raised:
-        reasons.append({"code": "PowerRaised", "message": power.message[:1024]})
+        reasons.append({"code": JobReason.POWER_RAISED, "message": power.message[:1024]})
     return reasons
-
-
-# The RegionReading.kind (a SeriesKind value) of a forecast the operator made itself from history.
-BUILTIN_FORECAST_KIND = "builtin-forecast"
 
 
 def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
     """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
     forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
     provider's."""
-    if reading is None or reading.kind != BUILTIN_FORECAST_KIND:
+    if reading is None or reading.kind != SeriesKind.BUILTIN_FORECAST:
         return []
-    return [{"code": "BuiltinForecast",
+    return [{"code": JobReason.BUILTIN_FORECAST,
              "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
                         "forecast from the signal's own history"[:1024]}]

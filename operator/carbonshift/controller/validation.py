@@ -13,7 +13,7 @@ from typing import Any
 
 from carbonshift.api import CarbonAwareJob, CarbonPolicySpec, MemberCluster, PodSecurityLevel
 from carbonshift.api.duration import format_duration
-from carbonshift.api.policy import DEFAULT_BATTERY_RESERVE_PERCENT, DEFAULT_POLICY_NAME
+from carbonshift.api.policy import DEFAULT_BATTERY_RESERVE_PERCENT, DEFAULT_POLICY_NAME, SignalFallback
 from carbonshift.controller.podsecurity import job_spec_problems, pod_security_problems
 from carbonshift.controller.settings import AdminRules, DefaultPolicy
 
@@ -28,7 +28,7 @@ class EffectivePolicy:
     allowed_regions: tuple[str, ...] | None
     run_now_below_g_per_kwh: float | None
     forecast_safety_margin: float
-    signal_fallback: str
+    signal_fallback: SignalFallback
     max_signal_age: timedelta
     dry_run: bool
     battery_reserve_fraction: float  # of a site battery's capacity, kept for others (batteryReservePercent)
@@ -67,7 +67,7 @@ def resolve_policy(job: CarbonAwareJob, policies: dict[str, CarbonPolicySpec], d
         allowed_regions=tuple(spec.allowed_regions) if spec.allowed_regions else None,
         run_now_below_g_per_kwh=spec.run_now_below_intensity,
         forecast_safety_margin=spec.forecast_safety_margin,
-        signal_fallback=str(spec.signal_fallback),
+        signal_fallback=SignalFallback(spec.signal_fallback),
         max_signal_age=spec.max_signal_age,
         dry_run=spec.dry_run,
         battery_reserve_fraction=spec.battery_reserve_percent / 100.0,

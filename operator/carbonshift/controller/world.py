@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from carbonshift.api import CarbonPolicy, CarbonPolicySpec
+from carbonshift.api import TERMINAL_PHASES, CarbonPolicy, CarbonPolicySpec
 
-TERMINAL = {"Succeeded", "Failed"}
+TERMINAL = TERMINAL_PHASES  # a job in one of these is finished: kept small, not walked by cycles
 # Finalizers of earlier versions (Kopf's on.delete): removed after cleanup when such a job is deleted.
 FINALIZER = "carbonshift.io/member-jobs"
 LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
@@ -51,8 +51,8 @@ def slim_job(body: Any) -> dict[str, Any]:
 
 def resource_version(body: dict[str, Any] | None) -> int | None:
     try:
-        return int(((body or {}).get("metadata") or {}).get("resourceVersion"))
-    except (TypeError, ValueError):
+        return int(str(((body or {}).get("metadata") or {}).get("resourceVersion")))
+    except ValueError:  # None, or not an integer
         return None
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from carbonshift.timefmt import ensure_utc, iso_z, parse_timestamp
+
 from .credentials import Redacted
 from .errors import BadSignalData
 from .httpclient import JsonClient
-from .series import G_PER_KWH, Series, SeriesKind, ensure_utc, iso_z, parse_timestamp
+from .series import G_PER_KWH, Series, SeriesKind
 from .validate import check_zone
 
 __all__ = ["DEFAULT_URL", "ElectricityMapsProvider"]

@@ -36,10 +36,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from carbonshift.timefmt import ensure_utc
+
 from .errors import SignalError
 from .openmetrics import Family, write_openmetrics
 from .prometheus import parse_duration
-from .series import ensure_utc, to_slots
+from .series import to_slots
 from .simsite import SimulatedSite, utc_now
 from .trace import AnchoredTimeMap, CalendarTimeMap, TimeMap, TraceProvider, parse_anchor
 from .tracedata import KNOWN_TRACES, load_trace, resolve_trace_path

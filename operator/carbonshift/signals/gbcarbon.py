@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from carbonshift.timefmt import ensure_utc, parse_timestamp, to_iso
+
 from .errors import BadSignalData
 from .httpclient import JsonClient
-from .series import G_PER_KWH, Series, SeriesKind, ensure_utc, parse_timestamp
+from .series import G_PER_KWH, Series, SeriesKind
 from .validate import check_zone
 
 __all__ = ["DEFAULT_URL", "GBCarbonIntensityProvider"]
@@ -26,7 +28,7 @@ DEFAULT_URL = "https://api.carbonintensity.org.uk"
 
 
 def _minute_z(value: datetime) -> str:
-    return ensure_utc(value).strftime("%Y-%m-%dT%H:%MZ")
+    return to_iso(value, "minutes")
 
 
 @dataclass

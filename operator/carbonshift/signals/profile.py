@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from carbonshift.timefmt import ensure_utc
+
 from .errors import BadSignalData
-from .series import Series, SeriesKind, ensure_utc, to_slots
+from .series import Series, SeriesKind, to_slots
 
 __all__ = ["HOURS_PER_WEEK", "weekly_profile", "profile_forecast"]
 

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 
+from carbonshift.timefmt import ensure_utc
+
 from .errors import (
     AuthenticationFailed,
     BadSignalData,
@@ -31,7 +33,7 @@ from .errors import (
 from .httpclient import TRANSPORT_ERRORS, LoopSession, reason, status_error
 from .kepler import KEPLER_CURRENT, KeplerMetrics
 from .retry import RetryPolicy, parse_retry_after
-from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind, ensure_utc
+from .series import G_PER_KWH, JOULES, RATIO, WATT_HOURS, WATTS, Series, SeriesKind
 
 __all__ = [
     "PrometheusSource",

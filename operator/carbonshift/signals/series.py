@@ -11,10 +11,12 @@ import enum
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+
+from carbonshift.timefmt import ensure_utc, iso_z, parse_timestamp  # re-exported: signals' public names
 
 __all__ = [
     "G_PER_KWH",
@@ -47,13 +49,6 @@ class SeriesKind(str, enum.Enum):
     FORECAST = "forecast"
     BUILTIN_FORECAST = "builtin-forecast"
     PROFILE_FALLBACK = "profile-fallback"
-
-
-def ensure_utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime; naive datetimes are refused."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: carbonshift only uses timezone-aware UTC")
-    return value.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -187,19 +182,3 @@ def _step_average(
     return out
 
 
-def parse_timestamp(value: object) -> datetime:
-    """Parse an ISO-8601 timestamp from a provider; naive values are taken as UTC.
-
-    Raises ``ValueError`` (providers translate it into ``BadSignalData``).
-    """
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"not a timestamp: {value!r}")
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def iso_z(value: datetime) -> str:
-    """``2024-05-01T12:00:00Z``: the form every provider accepts in query strings."""
-    return ensure_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .series import ensure_utc
+from carbonshift.timefmt import ensure_utc
+
 from .trace import CalendarTimeMap, TraceProvider
 from .tracedata import TraceRef, load_trace
 

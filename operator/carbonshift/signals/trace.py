@@ -16,8 +16,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import numpy.typing as npt
 
+from carbonshift.timefmt import ensure_utc, parse_iso
+
 from .errors import BadSignalData
-from .series import G_PER_KWH, Series, SeriesKind, ensure_utc
+from .series import G_PER_KWH, Series, SeriesKind
 from .tracedata import Trace
 
 __all__ = ["TimeMap", "CalendarTimeMap", "AnchoredTimeMap", "TraceProvider", "parse_anchor"]
@@ -55,8 +57,7 @@ class AnchoredTimeMap(TimeMap):
 
 
 def parse_anchor(text: str) -> datetime:
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return parse_iso(text)
 
 
 @dataclass

@@ -28,6 +28,8 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
+from carbonshift.timefmt import parse_iso
+
 from .errors import BadSignalData, SignalConfigError
 
 __all__ = [
@@ -155,10 +157,7 @@ class Trace:
 
 
 def _parse_time(text: str) -> float:
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)  # every shipped trace is in UTC
-    return value.timestamp()
+    return parse_iso(text).timestamp()  # naive times are UTC: every shipped trace is in UTC
 
 
 @functools.lru_cache(maxsize=32)

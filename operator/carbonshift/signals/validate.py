@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from carbonshift.timefmt import ensure_utc
+
 from .errors import BadSignalData, StaleSignal
-from .series import G_PER_KWH, Series, SeriesKind, ensure_utc
+from .series import G_PER_KWH, Series, SeriesKind
 
 __all__ = ["Limits", "Issue", "inspect", "ensure_valid", "check_zone"]
 

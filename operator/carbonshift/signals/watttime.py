@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from carbonshift.timefmt import ensure_utc, iso_z, parse_timestamp
+
 from .errors import AuthenticationFailed, BadSignalData
 from .credentials import Redacted
 from .httpclient import JsonClient
-from .series import G_PER_KWH, LBS_PER_MWH_TO_G_PER_KWH, Series, SeriesKind, ensure_utc, iso_z, parse_timestamp
+from .series import G_PER_KWH, LBS_PER_MWH_TO_G_PER_KWH, Series, SeriesKind
 from .validate import check_zone
 
 __all__ = ["DEFAULT_URL", "WattTimeProvider"]

@@ -1,0 +1,134 @@
+"""Step 4a of a cycle: start the jobs whose time has come, by creating their member Job (or
+adopting the one an earlier, interrupted attempt made).
+
+The member is asked first (dry runs of the Job and of a Pod from its template), so a Job its
+admission refuses is reported in status (``Dispatched=False``, the member's words) instead of
+becoming a Job without pods, and asked again later, not every cycle. The admin's fair share
+(``capacity.maxJobsPerNamespace``) is counted on the live view, including creations in flight.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from carbonshift.api import JobConditionType, JobPhase, JobReason, MemberCluster
+from carbonshift.controller.clock import Clock
+from carbonshift.controller.cycle.context import CycleView, JobContext
+from carbonshift.controller.cycle.timing import starts_suspended
+from carbonshift.controller.dispatch import Refused
+from carbonshift.controller.kube import KubeError
+from carbonshift.controller.memberjobs import MemberJobs
+from carbonshift.controller.members import MemberRegistry
+from carbonshift.controller.metrics import Metrics
+from carbonshift.timefmt import parse_iso
+
+
+class Starter:
+    def __init__(self, member_jobs: MemberJobs, registry: MemberRegistry, metrics: Metrics, clock: Clock) -> None:
+        self.member_jobs = member_jobs
+        self.registry = registry
+        self.metrics = metrics
+        self.clock = clock
+        self._retry_after: dict[str, float] = {}  # job uid -> monotonic time the member may be asked again
+        self._creating: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
+
+    def forget_except(self, live: set[str]) -> None:
+        for uid in set(self._retry_after) - live:
+            del self._retry_after[uid]
+
+    async def start(self, ctx: JobContext, view: CycleView) -> None:
+        decision = ctx.current("decision")
+        if not decision or ctx.patch.get("phase") == JobPhase.PENDING:
+            return
+        if parse_iso(decision["start"]) > view.now and not ctx.policy.dry_run:
+            if ctx.current("phase") != JobPhase.WAITING:
+                ctx.set(phase=JobPhase.WAITING)
+            return
+        if not view.usable(decision["cluster"], ctx.namespace):
+            ctx.set(phase=JobPhase.WAITING, message=f"cluster {decision['cluster']} is unreachable or not open to "
+                                                    "this namespace; re-planning")
+            return
+        await self._dispatch(ctx, view.healthy[decision["cluster"]], decision, view)
+
+    async def _dispatch(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
+                        view: CycleView) -> None:
+        suspend = starts_suspended(decision, view.now)
+        existing = view.copy_of(ctx.uid)
+        if existing is not None and existing[0] != member.metadata.name and existing[0] in view.healthy:
+            # A copy made before a crash, in another cluster than this cycle's decision: it is the
+            # run (it may have started); the decision follows it rather than making a second one.
+            member = view.healthy[existing[0]]
+            ctx.set(decision={**decision, "cluster": member.metadata.name, "region": member.spec.region})
+        try:
+            if existing is not None and existing[0] == member.metadata.name:
+                created = existing[1]
+            else:
+                if self.clock.monotonic() < self._retry_after.get(ctx.uid, float("-inf")):
+                    return  # the member refused it a moment ago: asked again later, not every cycle
+                full = self._namespace_full(ctx, member)
+                if full is not None:
+                    ctx.set(phase=JobPhase.WAITING, message=full)
+                    ctx.condition(JobConditionType.DISPATCHED, False, JobReason.NAMESPACE_SHARE_FULL, full, view.now)
+                    return
+                # Counted at once (no await since the check): concurrent dispatches see each other.
+                self._creating[ctx.uid] = (str(member.metadata.name), ctx.namespace)
+                try:
+                    created = await self.member_jobs.create(member, ctx.body, suspend=suspend)
+                finally:
+                    self._creating.pop(ctx.uid, None)
+        except Refused as refused:
+            self._refused(ctx, member, refused, view.now)
+            return
+        except KubeError as exc:
+            self._failed(ctx, member, exc, view.now)
+            return
+        self._retry_after.pop(ctx.uid, None)
+        self.metrics.dispatches.labels(cluster=member.metadata.name).inc()
+        meta = created["metadata"]
+        ctx.set(phase=JobPhase.SUSPENDED if suspend else JobPhase.DISPATCHED,
+                memberJob=member_job_ref(member, created),
+                message=f"dispatched to {member.metadata.name} ({member.spec.region})")
+        ctx.condition(JobConditionType.DISPATCHED, True, JobReason.DISPATCHED,
+                      f"Job {meta['namespace']}/{meta['name']} created in {member.metadata.name}", view.now)
+        ctx.event(JobReason.DISPATCHED, f"created Job {meta['namespace']}/{meta['name']} in cluster "
+                                        f"{member.metadata.name} (region {member.spec.region}). "
+                                        f"{ctx.current('message') or ''}"[:1024])
+
+    def _refused(self, ctx: JobContext, member: MemberCluster, refused: Refused, now: datetime) -> None:
+        self._retry_after[ctx.uid] = self.clock.monotonic() + refused.retry_s
+        message = f"{member.metadata.name} refuses the Job: {refused.message}"[:1024]
+        if refused.reason != JobReason.MEMBER_NAMESPACE_NOT_READY and ctx.status.get("message") != message:
+            ctx.event(refused.reason, message, warning=True)  # one Event per new refusal
+        ctx.set(phase=JobPhase.WAITING, message=message)
+        ctx.condition(JobConditionType.DISPATCHED, False, refused.reason, message, now)
+
+    def _failed(self, ctx: JobContext, member: MemberCluster, exc: KubeError, now: datetime) -> None:
+        self.member_jobs.failed(member, "create")
+        message = f"dispatch to {member.metadata.name} failed: {exc}"
+        if ctx.status.get("message") != message:  # one Event per new failure, not one per cycle
+            ctx.event(JobReason.DISPATCH_FAILED, str(exc), warning=True)
+        ctx.set(phase=JobPhase.WAITING, message=message)  # never left without a phase
+        ctx.condition(JobConditionType.DISPATCHED, False, JobReason.DISPATCH_FAILED, str(exc), now)
+        if exc.unreachable:
+            self.registry.mark_unreachable(str(member.metadata.name), str(exc))
+
+    def _namespace_full(self, ctx: JobContext, member: MemberCluster) -> str | None:
+        """The admin's fair share: at most maxJobsPerNamespace active Jobs of one hub namespace."""
+        limit = member.spec.capacity.max_jobs_per_namespace
+        active = self.member_jobs.active_of_namespace(member, ctx.namespace, besides=ctx.uid)
+        if limit is None or active is None:
+            return None
+        active += sum(1 for uid, where in self._creating.items()
+                      if uid != ctx.uid and where == (member.metadata.name, ctx.namespace))
+        if active < limit:
+            return None
+        return (f"namespace {ctx.namespace} has {active} active Jobs in {member.metadata.name}, its share "
+                f"(capacity.maxJobsPerNamespace) is {limit}: waiting for one to end")
+
+
+def member_job_ref(member: MemberCluster, created: dict[str, Any]) -> dict[str, Any]:
+    """``status.memberJob``: where the run is."""
+    meta = created["metadata"]
+    return {"cluster": member.metadata.name, "namespace": meta["namespace"], "name": meta["name"],
+            "uid": meta.get("uid")}
