@@ -26,8 +26,9 @@ def test_job_with_allowance_is_held_then_admitted_in_the_greener_window(kueue_en
     env.fresh_operator()
     ns = env.namespace()
     # eu-de only: 458 g/kWh now, falling over the next hours; 6 h allowed.
+    # Its pod runs 30 s, so the remote copy is still there to be seen on a loaded machine.
     env.job(ns, "held", {"carbonshift.io/max-delay": "6h", "carbonshift.io/regions": "eu-de",
-                         "carbonshift.io/estimated-duration": "1h"})
+                         "carbonshift.io/estimated-duration": "1h"}, pod_seconds=30)
     held = wait_until(lambda: "held until" in env.check(ns, "held").get("message", "") and env.check(ns, "held"),
                       timeout=60, what="green-window check Pending with a plan", on_fail=env.operator.log_tail)
     assert held["state"] == "Pending"
@@ -39,7 +40,8 @@ def test_job_with_allowance_is_held_then_admitted_in_the_greener_window(kueue_en
     ready = wait_until(lambda: env.check(ns, "held").get("state") == "Ready" and env.check(ns, "held"),
                        timeout=90, what="check Ready at the planned start", on_fail=env.operator.log_tail)
     assert "start now" in ready["message"]
-    copies = wait_until(lambda: _remote_once(env, ns, "held"), timeout=60, what="one remote copy")
+    copies = wait_until(lambda: _remote_once(env, ns, "held"), timeout=90, what="one remote copy",
+                        on_fail=env.operator.log_tail)
     assert list(copies) == ["eu-de"]
     reasons = {e["reason"] for e in env.events(ns, wl["metadata"]["name"])}
     assert {"CarbonHeld", "CarbonReady", "CarbonDispatched"} <= reasons
