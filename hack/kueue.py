@@ -12,7 +12,8 @@ the cert controller never writes files (it waits for a kubelet volume mount that
 
 Webhooks: only those of the kueue.x-k8s.io and batch groups, plus the pod webhooks scoped by a
 namespaceSelector (``carbonshift.io/kueue-pods: enabled``), so that Pods of other namespaces are
-never blocked while Kueue is down (the pod webhooks fail closed).
+never blocked while Kueue is down (the pod webhooks fail closed). The batch/v1 Job webhooks have no
+such selector, so `down` removes all of Kueue's webhook configurations before it stops the processes.
 
 `hack/cluster up --kueue` (or `hack/kueue up` on a running plane) starts it; `hack/cluster down`
 stops it with the rest (the processes are recorded in the same pids.json).
@@ -359,8 +360,14 @@ class KueuePlane:
         self._wait_webhook(self.hub, time.monotonic() + READY_TIMEOUT_S)
 
     def down(self) -> list[str]:
-        """Stops only the Kueue processes (the rest of the plane keeps running)."""
+        """Stops only the Kueue processes (the rest of the plane keeps running), after removing its
+        webhook configurations: Kueue's batch/v1 Job webhooks fail closed for every namespace, so
+        leaving them behind a stopped Kueue would refuse every Job created on the plane afterwards."""
         stopped = []
+        for spec in self.plane.clusters:
+            self.kubectl(spec.name, "--request-timeout=20s", "delete", "--ignore-not-found",
+                         f"mutatingwebhookconfiguration/{MUTATING}", f"validatingwebhookconfiguration/{VALIDATING}",
+                         check=False)
         with self.plane._locked():
             pids = self.plane._pids()
             for spec in self.plane.clusters:
