@@ -8,20 +8,17 @@ members replay bundled 2022 traces from chosen moments (ANCHORS), as in tests/op
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from members import REGIONS, kubectl, member_manifest, register_members
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+from operator_support import OperatorProcess, free_port, wait_until  # reused, not copied
 
 CLOCK_SPEED = 1000.0
 # eu-de 2022-09-30 19:00 UTC: 458 g/kWh falling to 280 g/kWh four hours later (a greener window);
@@ -38,54 +35,14 @@ POD = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3, what: str = "condition",
-               on_fail: Callable[[], str] | None = None) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    detail = f"\n--- detail ---\n{on_fail()}" if on_fail else ""
-    raise AssertionError(f"{what} not reached within {timeout} s{detail}")
-
-
-@dataclass
-class OperatorProcess:
-    argv: list[str]
-    log_path: Path
-    metrics_port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "ab")  # handed to the child
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-
-    def up(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.log_tail()}")
-        try:
-            return "carbonshift_kueue" in self.metrics()
-        except OSError:
-            return False
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+def rooms_up(process: OperatorProcess) -> bool:
+    """The operator serves its metrics and the Kueue rooms have registered theirs."""
+    if process.proc is not None and process.proc.poll() is not None:
+        raise AssertionError(f"operator exited with {process.proc.returncode}:\n{process.log_tail(60)}")
+    try:
+        return "carbonshift_kueue" in process.metrics()
+    except OSError:
+        return False
 
 
 def start_operator(control_plane: Any, folder: Path) -> OperatorProcess:
@@ -99,7 +56,7 @@ def start_operator(control_plane: Any, folder: Path) -> OperatorProcess:
             f"--clock-speed={CLOCK_SPEED}"]
     process = OperatorProcess(argv, folder / "operator.log", port)
     process.start()
-    wait_until(process.up, timeout=60, what="operator /metrics", on_fail=process.log_tail)
+    wait_until(lambda: rooms_up(process), timeout=60, what="operator /metrics", on_fail=lambda: process.log_tail(60))
     return process
 
 

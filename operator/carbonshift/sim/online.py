@@ -159,14 +159,8 @@ def whole_window(trace: Trace, workload: Sequence[SimJob], setup: Setup, source:
         for i, plan in zip(members, plans):
             _adopt(states[i], plan, t)
             if not states[i].slots:
-                _run_now(states[i], t)
+                states[i].feasible = False  # the operator's fallback: run at once (scored at the baseline)
     return {**_score(trace, setup, usable, states, reference), "mode": "whole-window", "forecast": source.name}
-
-
-def _run_now(state: _JobState, t: int) -> None:
-    """The operator's fallback without a usable plan: run at once (scored at the baseline)."""
-    del t
-    state.feasible = False
 
 
 def online(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: ForecastSource,
