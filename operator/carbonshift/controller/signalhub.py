@@ -21,7 +21,7 @@ import numpy as np
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
 from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
-from carbonshift.core.solar import forecast_solar
+from carbonshift.core.solar import PanelOrientation, forecast_solar
 from carbonshift.signals import Series
 from carbonshift.signals.conditioning import ForecastConditioner
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
@@ -68,6 +68,7 @@ class _MemberSignals:
     last_good: RegionReading | None = None
     pending: asyncio.Future[Any] | None = None  # a provider fetch still running from an earlier cycle
     location: tuple[float, float] | None = None  # the site's (latitude, longitude), for the solar forecast
+    orientation: PanelOrientation | None = None  # the panels' plane; None: horizontal
     solar_history: Series | None = None
     solar_history_at: datetime | None = None
     conditioner: ForecastConditioner | None = None  # forecastPolicy learned: this region's record
@@ -142,6 +143,11 @@ class SignalHub:
                 current.conditioner = ForecastConditioner()
             if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
                 current.location = (spec.energy.latitude, spec.energy.longitude)
+                if spec.energy.panel_tilt_degrees is not None:  # unset azimuth: facing the equator
+                    azimuth = spec.energy.panel_azimuth_degrees
+                    if azimuth is None:
+                        azimuth = 180.0 if spec.energy.latitude >= 0 else 0.0
+                    current.orientation = PanelOrientation(spec.energy.panel_tilt_degrees, azimuth)
             self._members[name] = current
         return current
 
@@ -248,7 +254,8 @@ class SignalHub:
             past_n = int(SOLAR_HISTORY / self.slot)
             measured = [s for s in (entry.solar_history, current) if s is not None and s.points]
             past = to_slots(measured, start - past_n * self.slot, self.slot, past_n)
-            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location)
+            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location,
+                                      entry.orientation)
             if forecast.any():
                 return forecast
         solar = np.zeros(n)

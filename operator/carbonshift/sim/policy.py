@@ -101,7 +101,7 @@ class LearnedConditioner(Conditioner):
                 _BUILTIN_CACHE[key] = (hist, _Errors(hist, 2 * self.day, window_days * self.day, by_time_of_day))
             self.history = _BUILTIN_CACHE[key]
 
-    def condition(self, t: int, issued: np.ndarray) -> np.ndarray:
+    def condition(self, t: int, issued: np.ndarray, *, pivot: int = 0, pivot_slots: int = 1) -> np.ndarray:
         n = issued.shape[0]
         errors = self.errors.at(t, n)
         history = history_errors = None
@@ -111,7 +111,7 @@ class LearnedConditioner(Conditioner):
             history = np.full(n, np.nan)
             history[:m] = hist_err.issued[t, :m] if t < hist_err.issued.shape[0] else np.nan
             history_errors = hist_err.at(t, n)
-        planned = condition(issued, errors, history, history_errors, self.premium)
+        planned = condition(issued, errors, history, history_errors, self.premium, pivot=pivot, pivot_slots=pivot_slots)
         past = self.source.grid.actual[max(0, t - 28 * self.day):t]
         return fill_beyond_horizon(planned, past, self.day, self.beyond_premium)
 
