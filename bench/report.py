@@ -600,7 +600,9 @@ def solar_forecast(data: dict[str, Any] | None) -> str:
             + ", ".join(f"{m} {fmt(solar[m], 0)} kWh" for m in modes) + ". On a flat grid the hold rule never sees "
             "solar beyond the next hour, so it plans exactly as running at submission; on a real grid it can "
             "still catch the sun by accident when the grid's cheapest hour is a sunny one. The operator re-plans "
-            "every cycle, which this one-shot plan does not.", ""]
+            "every cycle, which this one-shot plan does not. The clear-sky column is the horizontal model: the "
+            "traces do not document their panels' tilt or azimuth, so `spec.energy.panelTiltDegrees`/"
+            "`panelAzimuthDegrees` (a geometric plane-of-array model, docs/signals.md) are not measured here.", ""]
     return "\n".join(out)
 
 

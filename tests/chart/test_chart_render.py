@@ -306,7 +306,7 @@ def test_dashboard_has_a_panel_per_metric(render: Callable[..., list[dict]]) -> 
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert cm["metadata"]["namespace"] == "monitoring"
     dashboard = json.loads(cm["data"]["carbonshift.json"])
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     for metric in METRICS:
         assert any(re.search(rf"\b{metric}\b", e) for e in exprs), f"no panel shows {metric}"
     (monitor,) = find(docs, "ServiceMonitor")

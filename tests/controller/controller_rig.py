@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -61,15 +62,18 @@ def job_body(name: str, *, regions: list[str], max_delay: str | None = "6h", dea
 
 
 class Rig:
-    def __init__(self, members: dict[str, str] | None = None, **settings: Any) -> None:
+    def __init__(self, members: dict[str, str] | None = None,
+                 signals: Callable[[FixedClock, OperatorSettings], Any] | None = None, **settings: Any) -> None:
+        """``signals`` builds the scheduler's signals from the clock and settings (a real ``SignalHub``
+        over fake providers); default: ``FakeSignals``, fixed intensities."""
         members = members if members is not None else {"eu-de": "eu-de", "eu-gb": "eu-gb"}
         self.clock = FixedClock(T0)
         self.hub = FakeApi("hub")
         self.apis = {name: FakeApi(name) for name in members}
-        self.signals = FakeSignals()
         self.world = World()
         self.metrics = Metrics()
         self.settings = OperatorSettings.model_validate({"hubId": HUB_ID, "memberProbeSeconds": 1, **settings})
+        self.signals = FakeSignals() if signals is None else signals(self.clock, self.settings)
         self.registry = FakeRegistry(self.hub, self.apis)
         self.scheduler = Scheduler(self.hub, self.registry, self.signals, self.clock,  # type: ignore[arg-type]
                                    self.settings, self.metrics, self.world)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from carbonshift.core.solar import clear_sky_ghi, clear_sky_mean, forecast_solar
+from carbonshift.core.solar import PanelOrientation, clear_sky_ghi, clear_sky_mean, clear_sky_poa, forecast_solar
 from carbonshift.signals.tracedata import research_data_dir
 
 BERLIN = (52.52, 13.405)
@@ -74,3 +74,63 @@ def test_closer_to_the_measured_pv_than_the_one_hour_hold() -> None:
         ours += np.abs(forecast_solar(pv[i - 72:i], H, epochs[i], 24, *BERLIN) - pv[i:i + 24]).sum()
         hold += np.abs(held - pv[i:i + 24]).sum()
     assert ours < 0.5 * hold
+
+
+# ---- panel orientation (spec.energy.panelTiltDegrees / panelAzimuthDegrees) ----------------------
+
+EAST, SOUTH, WEST = 90.0, 180.0, 270.0
+
+
+def _peak_hour_utc(orientation: PanelOrientation | None, day: float = MIDSUMMER) -> float:
+    """Hour (UTC) of the peak of a site's forecast for ``day``, its history three clear days of its own plane."""
+    history = 50 * clear_sky_mean(day - 3 * 86400, 600, 3 * 144, *BERLIN, orientation)
+    forecast = forecast_solar(history, 600, day, 144, *BERLIN, orientation)
+    return float(np.argmax(forecast)) / 6
+
+
+def test_an_east_facing_array_peaks_before_solar_noon_and_a_west_facing_one_after() -> None:
+    noon = _peak_hour_utc(None)  # 11:06 UTC in Berlin
+    east = _peak_hour_utc(PanelOrientation(30, EAST))
+    west = _peak_hour_utc(PanelOrientation(30, WEST))
+    assert east < noon - 1.5 and west > noon + 1.5
+    assert _peak_hour_utc(PanelOrientation(30, SOUTH)) == pytest.approx(noon, abs=0.2)
+
+
+def test_a_steep_south_facing_array_gets_more_of_the_winter_sun_than_a_flat_one() -> None:
+    """At 50° N around the winter solstice, 35° towards the south: more daily clear-sky energy."""
+    site = (50.0, 8.0)
+    for day in (datetime(2022, 12, 21, tzinfo=timezone.utc), datetime(2023, 1, 15, tzinfo=timezone.utc)):
+        start = day.timestamp()
+        flat = clear_sky_mean(start, 600, 144, *site).sum()
+        tilted = clear_sky_mean(start, 600, 144, *site, PanelOrientation(35, SOUTH)).sum()
+        assert tilted > 1.5 * flat
+        north = clear_sky_mean(start, 600, 144, *site, PanelOrientation(35, 0.0)).sum()
+        assert north < flat  # facing away from the sun: diffuse light only
+
+
+def test_tilt_zero_is_the_horizontal_model_exactly() -> None:
+    history = 0.4 * 100 * clear_sky_mean(MIDSUMMER - 3 * 86400, H, 72, *BERLIN)
+    history[-3:] *= 0.5
+    flat = forecast_solar(history, H, MIDSUMMER, 48, *BERLIN)
+    for azimuth in (0.0, EAST, SOUTH, 333.0):
+        assert np.array_equal(forecast_solar(history, H, MIDSUMMER, 48, *BERLIN, PanelOrientation(0, azimuth)), flat)
+    # ... and the tilted model tends to it: beam + diffuse on a flat plane add up to GHI.
+    minutes = MIDSUMMER + np.arange(24 * 60) * 60.0
+    almost_flat = clear_sky_poa(minutes, *BERLIN, PanelOrientation(1e-9, EAST))
+    assert np.allclose(almost_flat, clear_sky_ghi(minutes, *BERLIN), atol=1e-6)
+
+
+def test_a_vertical_south_wall_at_midsummer_noon_gets_the_beam_at_a_grazing_angle() -> None:
+    """Sun 61° up in the south: a vertical south wall sees cos(61°) of the beam, plus half the sky
+    and half the ground's reflection; its irradiance is well below a flat panel's."""
+    noon = np.array([MIDSUMMER + 11.1 * H])
+    wall = clear_sky_poa(noon, *BERLIN, PanelOrientation(90, SOUTH))[0]
+    flat = clear_sky_ghi(noon, *BERLIN)[0]
+    assert 0.35 * flat < wall < 0.7 * flat
+    assert not clear_sky_poa(MIDSUMMER + np.arange(0, 2 * H, 600), *BERLIN, PanelOrientation(40, SOUTH)).any()  # night
+
+
+@pytest.mark.parametrize("tilt, azimuth", [(-1, 180), (90.5, 180), (30, -0.1), (30, 361)])
+def test_orientation_out_of_range_is_refused(tilt: float, azimuth: float) -> None:
+    with pytest.raises(ValueError):
+        PanelOrientation(tilt, azimuth)

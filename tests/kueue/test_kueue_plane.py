@@ -59,6 +59,8 @@ def test_job_allowed_in_two_regions_runs_in_the_greener_worker(kueue_env: KueueE
     # Accounting: once it finished, its plan's grams are counted for eu-gb (once: annotation accounted).
     wait_until(lambda: 'carbonshift_emitted_grams_total{region="eu-gb"}' in env.operator.metrics(), timeout=60,
                what="emissions counted for eu-gb", on_fail=env.operator.log_tail)
+    # ... and its baseline, so that the dashboard's baseline - emitted is the net saving.
+    assert 'carbonshift_baseline_grams_total{region="eu-gb"}' in env.operator.metrics()
     notes = env.workload_of(ns, "two")["metadata"]["annotations"]
     assert notes["carbonshift.io/accounted"] == "true" and notes["carbonshift.io/region"] == "eu-gb"
 

@@ -189,3 +189,29 @@ def test_solar_site_location_rules(hub: Any, location: dict[str, float], message
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+# ---- spec.energy panel orientation: bounds, and only with a location --------------------------------
+
+BERLIN = {"latitude": 52.5, "longitude": 13.4}
+
+
+@pytest.mark.parametrize(("orientation", "message"), [
+    ({**BERLIN, "panelTiltDegrees": 91}, "spec.energy.panelTiltDegrees"),
+    ({**BERLIN, "panelTiltDegrees": -5}, "spec.energy.panelTiltDegrees"),
+    ({**BERLIN, "panelTiltDegrees": 30, "panelAzimuthDegrees": 361}, "spec.energy.panelAzimuthDegrees"),
+    ({**BERLIN, "panelTiltDegrees": 30, "panelAzimuthDegrees": -90}, "spec.energy.panelAzimuthDegrees"),
+    ({"panelTiltDegrees": 30}, "panelTiltDegrees shapes the clear-sky solar forecast, which needs the site's location"),
+    ({**BERLIN, "panelAzimuthDegrees": 90}, "panelAzimuthDegrees needs panelTiltDegrees"),
+    ({**BERLIN, "panelTiltDegrees": 35, "panelAzimuthDegrees": 180}, None),
+    ({**BERLIN, "panelTiltDegrees": 90, "panelAzimuthDegrees": 0}, None),
+    ({**BERLIN, "panelTiltDegrees": 20}, None),  # azimuth unset: facing the equator
+])
+def test_solar_panel_orientation_rules(hub: Any, orientation: dict[str, float], message: str | None) -> None:
+    body = member("site", {})
+    body["spec"]["energy"] = {"prometheusUrl": "http://prometheus:9090", "solarPowerQuery": "solar_watts", **orientation}
+    result = hub.kubectl(HUB, "create", "--dry-run=server", "-f", "-", input=json.dumps(body), check=False)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -17,15 +17,15 @@ SLOT = timedelta(minutes=15)
 SOLAR = 'carbonshift_solar_power_watts{region="de"}'
 
 
-def read_solar(url: str, **location: float) -> np.ndarray:
+def read_solar(url: str, at: datetime = AT, **location: float) -> np.ndarray:
     member = MemberCluster.model_validate({"metadata": {"name": "site", "uid": "u1"}, "spec": {
         "region": "eu-de", "zone": "DE", "carbonSignal": {"provider": "trace", "trace": {"path": "DE"}},
         "energy": {"prometheusUrl": url, "solarPowerQuery": SOLAR, **location}}})
-    hub = SignalHub(now=lambda: AT, secrets=None, slot=SLOT, horizon=timedelta(hours=24))
+    hub = SignalHub(now=lambda: at, secrets=None, slot=SLOT, horizon=timedelta(hours=24))
 
     async def go() -> Any:
         try:
-            return await hub.read(member, AT)
+            return await hub.read(member, at)
         finally:
             await hub.aclose()
 
@@ -48,3 +48,23 @@ def test_site_without_a_location_holds_the_current_output_for_one_hour(prometheu
     hour = int(timedelta(hours=1) / SLOT)
     assert solar[0] > 0 and (solar[:hour] == solar[0]).all() and not solar[hour:].any()
 
+
+
+def test_panels_facing_east_or_west_move_the_forecast_peak(prometheus_server: Any) -> None:
+    """spec.energy.panelTiltDegrees/panelAzimuthDegrees reach the forecast: the same measured
+    output, read as an east-facing array, is expected earlier in the day; as a west-facing one,
+    later. Read before sunrise, so that the whole day is planned at the site's typical scale."""
+    site = {"latitude": 0.0, "longitude": 0.0}
+    dawn = AT.replace(hour=4)
+
+    def midpoint(**orientation: float) -> float:
+        """Hour (UTC) by which half of the day's forecast energy has come."""
+        solar = read_solar(prometheus_server.url, dawn, **site, **orientation)
+        assert solar.any()
+        half = int(np.searchsorted(np.cumsum(solar), solar.sum() / 2))
+        return 4 + half * SLOT / timedelta(hours=1)
+
+    flat = midpoint()
+    east = midpoint(panelTiltDegrees=40, panelAzimuthDegrees=90)
+    west = midpoint(panelTiltDegrees=40, panelAzimuthDegrees=270)
+    assert east < flat - 0.5 and west > flat + 0.5, (east, flat, west)

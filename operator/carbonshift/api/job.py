@@ -117,6 +117,7 @@ class JobReason(enum.StrEnum):
     DEADLINE_CAPPED = "DeadlineCapped"
     POWER_RAISED = "PowerRaised"
     BUILTIN_FORECAST = "BuiltinForecast"  # planned on the operator's own forecast from the signal's history
+    LEARNED_FORECAST = "LearnedForecast"  # the forecast as the learned policy conditioned it (operator forecastPolicy)
     # DeadlineAtRisk
     RUN_NOW_DEADLINE_NEAR = "RunNowDeadlineNear"
     DEADLINE_SAFE = "DeadlineSafe"

@@ -220,7 +220,17 @@ class EnergySource(ApiModel):
                     "rule": "has(self.latitude) == has(self.longitude)",
                     "message": "spec.energy.latitude and spec.energy.longitude go together: set both (the site's "
                                "location, for the solar forecast) or neither",
-                }
+                },
+                {
+                    "rule": "!has(self.panelTiltDegrees) || has(self.latitude)",
+                    "message": "spec.energy.panelTiltDegrees shapes the clear-sky solar forecast, which needs the "
+                               "site's location: set latitude and longitude too",
+                },
+                {
+                    "rule": "!has(self.panelAzimuthDegrees) || has(self.panelTiltDegrees)",
+                    "message": "spec.energy.panelAzimuthDegrees needs panelTiltDegrees (a horizontal panel faces "
+                               "no direction)",
+                },
             ]
         }
     )
@@ -237,6 +247,18 @@ class EnergySource(ApiModel):
     )
     longitude: float | None = Field(
         default=None, ge=-180, le=180, description="The site's longitude in degrees (east positive). See latitude."
+    )
+    panel_tilt_degrees: float | None = Field(
+        default=None, ge=0, le=90,
+        description="Tilt of the solar panels from horizontal in degrees (0 = flat, 90 = vertical), for the "
+                    "clear-sky forecast's shape (a geometric model: beam on the tilted plane, isotropic sky diffuse, "
+                    "ground reflection). Unset: horizontal. Needs latitude and longitude.",
+    )
+    panel_azimuth_degrees: float | None = Field(
+        default=None, ge=0, le=360,
+        description="Compass direction the tilted panels face, in degrees clockwise from north (90 = east, "
+                    "180 = south, 270 = west). Unset: facing the equator (180 north of it, 0 south of it). Needs "
+                    "panelTiltDegrees.",
     )
     battery_state_of_charge_query: str | None = Field(
         default=None, max_length=_QUERY_MAX, description="PromQL for the battery's state of charge in percent (0-100)."

@@ -186,7 +186,7 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
         hub=hub,
         registry=registry,
         signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon,
-                          data_dir=settings.data_dir),
+                          data_dir=settings.data_dir, forecast_policy=settings.forecast_policy),
         clock=clock, settings=settings, metrics=metrics,
     )
 

@@ -67,6 +67,10 @@ class OperatorSettings(BaseModel):
     slot_minutes: int = Field(default=15, ge=1, le=60, alias="slotMinutes", description="Planning grid step.")
     horizon_hours: float = Field(default=48.0, gt=0, le=168, alias="horizonHours",
                                  description="How far ahead forecasts are fetched and plans may reach.")
+    forecast_policy: Literal["learned", "raw"] = Field(
+        default="learned", alias="forecastPolicy",
+        description="learned: plan on each provider's forecast corrected by its own recent errors, blended with "
+                    "the built-in forecast, slots past its horizon valued from history; raw: on the forecast as it is.")
     replan_min_improvement: float = Field(
         default=0.05, ge=0, le=1, alias="replanMinImprovement",
         description="Hysteresis: a waiting job's decision changes only if the new plan emits this fraction less.")

@@ -21,8 +21,9 @@ import numpy as np
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
 from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
-from carbonshift.core.solar import forecast_solar
+from carbonshift.core.solar import PanelOrientation, forecast_solar
 from carbonshift.signals import Series
+from carbonshift.signals.conditioning import ForecastConditioner
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class RegionReading:
     source: str
     kind: str
     error: str | None = None  # set when this cycle's fetch failed (the series may be an older one)
+    conditioning: str | None = None  # what the learned forecast policy did to the provider's forecast
 
     def age(self, now: datetime) -> timedelta | None:
         return None if self.observed_at is None else now - self.observed_at
@@ -66,8 +68,39 @@ class _MemberSignals:
     last_good: RegionReading | None = None
     pending: asyncio.Future[Any] | None = None  # a provider fetch still running from an earlier cycle
     location: tuple[float, float] | None = None  # the site's (latitude, longitude), for the solar forecast
+    orientation: PanelOrientation | None = None  # the panels' plane; None: horizontal
     solar_history: Series | None = None
     solar_history_at: datetime | None = None
+    conditioner: ForecastConditioner | None = None  # forecastPolicy learned: this region's record
+
+
+async def _recent_history(entry: _MemberSignals) -> Series | None:
+    """The region's measured history for the learned forecast policy (cached hourly by the provider),
+    or None: without it the forecast is planned on as it is."""
+    recent = getattr(entry.provider, "recent_history", None)
+    if entry.conditioner is None or recent is None:
+        return None
+    try:
+        history: Series = await recent()
+        return history
+    except Exception as exc:  # any failure: without history the forecast is still usable as it is
+        log.info("%s: no history for the learned forecast policy: %s", entry.provider.source, exc)
+        return None
+
+
+def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
+                 history: Series | None, start: datetime, slot: timedelta,
+                 horizon: timedelta) -> tuple[np.ndarray, str | None]:
+    """The provider's values on the grid as the learned forecast policy conditions them, and why."""
+    if entry.conditioner is None:
+        return intensity, None
+    try:
+        entry.conditioner.observe(current)
+        result = entry.conditioner.condition(forecast, history, start, horizon)
+        return result.on_grid(intensity, start, slot), result.reason
+    except Exception:  # a bug here must not stop planning: the raw forecast is still a plan
+        log.exception("%s: conditioning the forecast failed; planning on it as it is", entry.provider.source)
+        return intensity, None
 
 
 @dataclass
@@ -77,6 +110,7 @@ class SignalHub:
     slot: timedelta
     horizon: timedelta
     data_dir: Path | None = None  # the admin's folder of trace files (operator setting dataDir)
+    forecast_policy: str = "learned"  # operator setting forecastPolicy: learned | raw
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
     # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
     _closing: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -105,8 +139,15 @@ class SignalHub:
             provider = build_provider(config, secrets=self.secrets, now=self.now, data_dir=self.data_dir)
             energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
+            if self.forecast_policy == "learned":
+                current.conditioner = ForecastConditioner()
             if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
                 current.location = (spec.energy.latitude, spec.energy.longitude)
+                if spec.energy.panel_tilt_degrees is not None:  # unset azimuth: facing the equator
+                    azimuth = spec.energy.panel_azimuth_degrees
+                    if azimuth is None:
+                        azimuth = 180.0 if spec.energy.latitude >= 0 else 0.0
+                    current.orientation = PanelOrientation(spec.energy.panel_tilt_degrees, azimuth)
             self._members[name] = current
         return current
 
@@ -139,20 +180,23 @@ class SignalHub:
             # pick the same fetch up again next cycle.
             if entry.pending is None:
                 entry.pending = asyncio.ensure_future(
-                    asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon)))
+                    asyncio.gather(entry.provider.current(), entry.provider.forecast(self.horizon),
+                                   _recent_history(entry)))
             done, _ = await asyncio.wait({entry.pending}, timeout=READ_BUDGET_S)
             if not done:
                 raise ProviderUnavailable(f"{entry.provider.source}: no answer within {READ_BUDGET_S:.0f} s "
                                           "(still waiting for it)")
             fetched, entry.pending = entry.pending, None
-            current, forecast = fetched.result()
+            current, forecast, history = fetched.result()
             intensity = to_slots([current, forecast], start, self.slot, n)
+            intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
+                                                   self.horizon)
             solar, battery = await self._energy(entry, start, n)
             reading = RegionReading(
                 region=spec.region, member=name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
                 observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
-                source=entry.provider.source, kind=forecast.kind.value,
+                source=entry.provider.source, kind=forecast.kind.value, conditioning=conditioning,
             )
             entry.last_good = reading
             return reading
@@ -169,7 +213,8 @@ class SignalHub:
                     intensity[: len(kept)] = kept[:n]
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
-                                     last.current_g_per_kwh, last.source, last.kind, error=str(exc))
+                                     last.current_g_per_kwh, last.source, last.kind, error=str(exc),
+                                     conditioning=last.conditioning)
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
             return RegionReading(spec.region, name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
@@ -209,7 +254,8 @@ class SignalHub:
             past_n = int(SOLAR_HISTORY / self.slot)
             measured = [s for s in (entry.solar_history, current) if s is not None and s.points]
             past = to_slots(measured, start - past_n * self.slot, self.slot, past_n)
-            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location)
+            forecast = forecast_solar(past, self.slot.total_seconds(), start.timestamp(), n, *entry.location,
+                                      entry.orientation)
             if forecast.any():
                 return forecast
         solar = np.zeros(n)

@@ -238,9 +238,15 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
 def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
     """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
     forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
-    provider's."""
-    if reading is None or reading.kind != SeriesKind.BUILTIN_FORECAST:
+    provider's; a ``LearnedForecast`` reason saying what the learned forecast policy changed."""
+    if reading is None:
         return []
-    return [{"code": JobReason.BUILTIN_FORECAST,
-             "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in day-ahead "
-                        "forecast from the signal's own history"[:1024]}]
+    reasons = []
+    if reading.kind == SeriesKind.BUILTIN_FORECAST:
+        reasons.append({"code": JobReason.BUILTIN_FORECAST,
+                        "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in "
+                                   "day-ahead forecast from the signal's own history"[:1024]})
+    if reading.conditioning:
+        reasons.append({"code": JobReason.LEARNED_FORECAST,
+                        "message": f"{reading.region}: {reading.conditioning}"[:1024]})
+    return reasons

@@ -17,8 +17,8 @@ that is the answer. With capacity limits the greedy loop still runs in order, bu
 precomputed decision when the runs that decision depends on (chosen, greenest, cheapest) still
 fit in the ledger: capacity only removes candidates, so the choice and its reasons cannot change.
 Otherwise the job is re-planned by the single-job planner against the ledger. Anything unusual
-(interruptible, deadline near, no signal, no allowed region, solar or battery) takes the
-one-by-one path.
+(interruptible, a preferred start, deadline near, no signal, no allowed region, solar or battery)
+takes the one-by-one path.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class _Precomputed:
         which, first, n_slots, fraction, n_starts, allowed = [], [], [], [], [], []
         n = snap.n_slots
         for i, (job, w) in enumerate(zip(jobs, windows)):
-            if job.interruptible or w.latest_start < w.earliest:
-                continue
+            if job.interruptible or w.preferred is not None or w.latest_start < w.earliest:
+                continue  # a preferred start changes the tie-break: the single-job planner decides
             span = min(n, w.latest_start + w.n_slots) - w.earliest
             if span < w.n_slots:
                 continue

@@ -32,7 +32,12 @@ class Job:
     Exactly one of ``power_w`` (average IT power) or ``energy_wh`` (IT energy of the whole run)
     should be given; with neither, a nominal 1 W is assumed so emissions are still comparable.
     ``allowed_regions`` empty means "any region in the snapshot". ``home_region`` is where the
-    job would run without carbonshift: the baseline runs there at ``submit_at``.
+    job would run without carbonshift: the baseline runs there at ``submit_at``, or at
+    ``preferred_start`` when given (a job known ahead of its usual time, e.g. a nightly job at
+    01:00 submitted the evening before). A preferred start is not a constraint: the job may still
+    start anywhere in ``[submit_at, deadline - duration]``, but "not shifting" means starting
+    there, equal costs go to it, and the planner's baseline is a run from it. ``None``: the
+    earliest start (``submit_at``).
     """
 
     id: str
@@ -44,6 +49,7 @@ class Job:
     allowed_regions: tuple[str, ...] = ()
     home_region: str | None = None
     interruptible: bool = False
+    preferred_start: datetime | None = None
 
     @property
     def it_power_w(self) -> float:

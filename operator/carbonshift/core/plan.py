@@ -46,8 +46,8 @@ class Plan:
     interruptible work its most expensive one).
     ``solar_wh_by_slot`` and ``battery_wh_by_slot`` are the facility energy drawn from on-site
     solar and battery in each planned slot; the rest comes from the grid. ``expected_g`` is the
-    expected grid emissions of the plan, ``baseline_g`` those of running at submit time in the
-    home region, both in gCO2eq from the signals the planner was given. When ``feasible`` is
+    expected grid emissions of the plan, ``baseline_g`` those of running at submit time (at
+    the job's ``preferred_start`` when it has a later one) in the home region, both in gCO2eq from the signals the planner was given. When ``feasible`` is
     false the job cannot meet its deadline (or has no region); ``region``/``start`` then hold the
     best effort (run as soon as possible) or are ``None``.
     """

@@ -12,7 +12,10 @@ Methods (see docs/planner.md):
   commitments.
 - Interruptible: per allowed region the cheapest usable slots before the deadline (sort), the
   cheapest region wins. Optimal for one job that stays in one region.
-Ties go to the home region, then the earliest start, then the region listed first: deterministic.
+Ties go to the home region, then the job's preferred start (``Job.preferred_start``; without one,
+the earliest start), then the earliest start, then the region listed first: deterministic. The
+"not shifting" alternative (the baseline, and what the forecast-error margin falls back to) is a
+run from the preferred start, the earliest without one.
 Costs within a relative 1e-9 of each other are ties (``windows.TIE_RTOL``): floating-point sums of
 equal windows differ in their last bits, and an exact comparison would delay work for nothing.
 """
@@ -31,7 +34,7 @@ from carbonshift.core.model import Job, PlannerOptions, RegionSignals
 from carbonshift.core.plan import Plan, Reason, ReasonCode
 from carbonshift.core.slots import JobWindow, job_window
 from carbonshift.core.snapshot import Snapshot, build_snapshot
-from carbonshift.core.windows import cheapest_slots, first_minimum, window_any, window_sums
+from carbonshift.core.windows import TIE_RTOL, cheapest_slots, first_minimum, window_any, window_sums
 
 _NO_OPTIONS = PlannerOptions()
 
@@ -95,6 +98,9 @@ def make_context(
     else:
         home = int(np.flatnonzero(allowed)[0])
     baseline = _contiguous_cost(energy.cost_g[home], window.earliest, window.n_slots, window.last_fraction)
+    if window.preferred is not None:
+        stay = _contiguous_cost(energy.cost_g[home], window.preferred, window.n_slots, window.last_fraction)
+        baseline = baseline if np.isnan(stay) else stay  # past the grid's end: the earliest start's cost
     return _Context(job, snap, ledger, options, window, allowed, home, job.it_power_w, energy, snap.has_capacity_limits, baseline)
 
 
@@ -137,23 +143,38 @@ def _plan_contiguous(ctx: _Context, deadline_near: bool = False) -> Plan:
         return _no_capacity(ctx)
     masked = np.where(valid, sums, np.inf)
     starts = first_minimum(masked)
+    home, p = ctx.home, w.preferred_offset
+    stay: tuple[bool, float] | None = None
+    if 0 < p < masked.shape[1]:
+        starts = _prefer(masked, starts, p)
+        stay = (bool(valid[home, p]), float(sums[home, p]))
     best = masked[np.arange(masked.shape[0]), starts]
-    home = ctx.home
     r, slots, fractions, reasons = choose_contiguous(
-        ctx, starts, best, bool(valid[home, 0]), float(sums[home, 0]), sums.shape[1], deadline_near)
+        ctx, starts, best, bool(valid[home, 0]), float(sums[home, 0]), sums.shape[1], deadline_near, stay=stay)
     return finish(ctx, r, slots, fractions, reasons)
+
+
+def _prefer(masked: np.ndarray, starts: np.ndarray, offset: int) -> np.ndarray:
+    """``starts`` with ``offset`` wherever that start ties (``TIE_RTOL``) the region's cheapest."""
+    low = masked[np.arange(masked.shape[0]), starts]
+    at = masked[:, offset]
+    with np.errstate(invalid="ignore"):
+        tie = np.isfinite(at) & (at <= low + TIE_RTOL * np.maximum(1.0, np.abs(low)))
+    return np.where(tie, offset, starts)
 
 
 def choose_contiguous(
     ctx: _Context, starts: np.ndarray, best: np.ndarray, now_ok: bool, now_cost: float, n_starts: int,
-    deadline_near: bool = False,
+    deadline_near: bool = False, *, stay: tuple[bool, float] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray, list[Reason]]:
     """Pick the (region, start) of a contiguous run from the per-region best starts.
 
     ``starts``/``best`` (R,): offset from the earliest slot and cost of each region's cheapest
     valid start (``inf`` where none); ``now_ok``/``now_cost``: whether starting at the earliest
-    slot in the home region is valid, and its cost; ``n_starts``: how many starts the window has.
-    Shared by the single-job planner and the vectorised batch path, so both decide identically.
+    slot in the home region is valid, and its cost; ``n_starts``: how many starts the window has;
+    ``stay``: the same for the job's preferred start (``window.preferred_offset``), the run the
+    forecast-error margin falls back to when given. Shared by the single-job planner and the
+    vectorised batch path, so both decide identically.
     """
     snap, home, opts = ctx.snap, ctx.home, ctx.options
     e, d, frac = ctx.window.earliest, ctx.window.n_slots, ctx.window.last_fraction
@@ -168,12 +189,16 @@ def choose_contiguous(
                                   f"{opts.run_now_below_g_per_kwh:.0f} g/kWh threshold"))
     if choice is None:
         overall, choice = greenest_start(ctx, starts, best)
-        if now_ok and opts.forecast_error_fraction > 0 and choice != (home, 0):
-            if now_cost - overall <= opts.forecast_error_fraction * now_cost:
-                choice = (home, 0)
+        default, default_ok, default_cost = (home, 0), now_ok, now_cost
+        if stay is not None:
+            default, (default_ok, default_cost) = (home, ctx.window.preferred_offset), stay
+        if default_ok and opts.forecast_error_fraction > 0 and choice != default:
+            if default_cost - overall <= opts.forecast_error_fraction * default_cost:
+                choice = default
                 reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
                                       f"the best alternative saves less than the forecast error margin "
-                                      f"({opts.forecast_error_fraction:.0%}); running now"))
+                                      f"({opts.forecast_error_fraction:.0%}); running "
+                                      + ("now" if stay is None else "at the preferred start")))
     r, offset = choice
     slots = np.arange(e + offset, e + offset + d)
     fractions = np.ones(d)
@@ -269,6 +294,10 @@ def _plan_interruptible(ctx: _Context) -> Plan:
             fractions[-1] = frac
             return finish(ctx, home, np.arange(e, e + d), fractions, [reason])
     battery = ctx.ledger.battery_available_wh() if snap.has_battery else None
+    # Equal costs go to the preferred run first: the search sees its slots first (a stable sort keeps
+    # that order among ties), then the rest in time order.
+    p = min(w.preferred_offset, max(0, limit - e - d))
+    order_slots = np.r_[p:p + d, 0:p, p + d:limit - e] if p > 0 else None
     best: tuple[float, int, np.ndarray, np.ndarray] | None = None
     any_known = False
     order = [home] + [r for r in range(len(snap.regions)) if r != home]
@@ -276,7 +305,11 @@ def _plan_interruptible(ctx: _Context) -> Plan:
         if not ctx.allowed[r]:
             continue
         any_known = any_known or int(known[r].sum()) >= d
-        found = cheapest_slots(cost[r], usable[r], d, frac)
+        if order_slots is None:
+            found = cheapest_slots(cost[r], usable[r], d, frac)
+        else:
+            found = cheapest_slots(cost[r, order_slots], usable[r, order_slots], d, frac)
+            found = None if found is None else (np.sort(order_slots[found[0]]), found[1])
         if found is None:
             continue
         chosen, total = found
@@ -295,15 +328,17 @@ def _plan_interruptible(ctx: _Context) -> Plan:
         return _no_signal(ctx) if not any_known else _no_capacity(ctx)
     total, r, slots, fractions = best
     reasons: list[Reason] = []
-    if opts.forecast_error_fraction > 0 and (r != home or slots[0] != e or slots[-1] != e + d - 1):
+    s0 = e + p  # the run "not shifting" stands for: from the preferred start, else the earliest
+    if opts.forecast_error_fraction > 0 and (r != home or slots[0] != s0 or slots[-1] != s0 + d - 1):
         now_cost = ctx.baseline_g
-        if bool(usable[home, :d].all()) and ctx.allowed[home] and now_cost - total <= opts.forecast_error_fraction * now_cost:
+        if bool(usable[home, p:p + d].all()) and ctx.allowed[home] and now_cost - total <= opts.forecast_error_fraction * now_cost:
             fr = np.ones(d)
             fr[-1] = frac
             reasons.append(Reason(ReasonCode.GAIN_BELOW_FORECAST_ERROR,
                                   f"the best alternative saves less than the forecast error margin "
-                                  f"({opts.forecast_error_fraction:.0%}); running now"))
-            return finish(ctx, home, np.arange(e, e + d), fr, reasons)
+                                  f"({opts.forecast_error_fraction:.0%}); running "
+                                  + ("now" if p == 0 else "at the preferred start")))
+            return finish(ctx, home, np.arange(s0, s0 + d), fr, reasons)
     if limit - e == d:
         reasons.append(Reason(ReasonCode.RUN_NOW_DEADLINE_NEAR, "no room to wait: the deadline (minus safety margin) is near"))
     return finish(ctx, r, slots, fractions, reasons)
@@ -334,11 +369,16 @@ def finish(ctx: _Context, r: int, slots: np.ndarray, fractions: np.ndarray, reas
     solar_total = _sum(solar)
     quiet = any(reason.code in _QUIET for reason in reasons)
     if feasible and not quiet:
-        if first > e:
+        if first > e and first == ctx.window.preferred and r == ctx.home:
+            reasons.append(Reason(ReasonCode.DELAYED_TO_GREENER_WINDOW,
+                                  f"waits {snap.slot * (first - e)} for its preferred start: no greener window "
+                                  f"({_mean(expected, grid_wh, battery_total):.0f} g/kWh expected)"))
+        elif first > e:
             delay = snap.slot * (first - e)
+            versus = "now" if ctx.window.preferred is None else "at the preferred start"
             reasons.append(Reason(ReasonCode.DELAYED_TO_GREENER_WINDOW,
                                   f"start delayed by {delay} to a greener window ({_mean(expected, grid_wh, battery_total):.0f} g/kWh "
-                                  f"expected vs {_mean(ctx.baseline_g, grid_wh, 0.0):.0f} g/kWh now)"))
+                                  f"expected vs {_mean(ctx.baseline_g, grid_wh, 0.0):.0f} g/kWh {versus})"))
         if not contiguous:
             reasons.append(Reason(ReasonCode.SPLIT_INTO_GREEN_SLOTS, f"runs in the {count} greenest slots before the deadline"))
         if r != ctx.home:

@@ -22,6 +22,11 @@ from carbonshift.core.uncertainty import DEFAULT_PREMIUM
 FloatArray = npt.NDArray[np.float64]
 
 PROFILE_DAYS = 7
+# The premium past the horizon used by both the simulator's learned policy and the operator. Chosen
+# on Sep-Oct 2021 of DE and SE (ML, nightly ±2 h; beyond -0.5 .. 1): the profile *minus* half its
+# spread, the expected best of the several chances a long wait still has (optimal stopping's
+# continuation value).
+BEYOND_PREMIUM = -0.5
 
 
 def daily_profile(history: FloatArray, slots_per_day: int, days: int = PROFILE_DAYS) -> tuple[FloatArray, float]:

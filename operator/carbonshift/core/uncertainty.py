@@ -11,7 +11,10 @@ not shifting). This module turns a raw forecast into the series the planner shou
    history) is blended in with inverse-variance weights per lead, and it fills leads the first
    one does not reach; then every lead ``h`` gets a premium ``premium x (sigma_h - sigma_0)``,
    so waiting for a window must gain more than the extra uncertainty of that window compared
-   with running now. With a flat forecast (no information) nothing is moved.
+   with running now. With a flat forecast (no information) nothing is moved. For a job with a
+   preferred start (``Job.preferred_start``, e.g. a nightly job at 01:00 submitted in the
+   evening) "not moving" is starting there: the premium pivots around that lead instead of 0
+   (``pivot``), so moving away from it must beat the extra uncertainty of the slot moved to.
 
 Pure numpy, no clock: the caller passes past forecasts and the actuals they were issued for.
 """
@@ -73,11 +76,16 @@ def _fill_sigma(sigma: FloatArray) -> FloatArray:
 
 
 def condition(forecast: FloatArray, errors: LeadErrors, history: FloatArray | None = None,
-              history_errors: LeadErrors | None = None, premium: float = DEFAULT_PREMIUM) -> FloatArray:
-    """The series to plan on: bias-corrected, blended with ``history``, with a premium on waiting.
+              history_errors: LeadErrors | None = None, premium: float = DEFAULT_PREMIUM, *,
+              pivot: int = 0, pivot_slots: int = 1) -> FloatArray:
+    """The series to plan on: bias-corrected, blended with ``history``, with a premium on moving.
 
     ``forecast`` and ``history`` are the same ``n`` slots from the issue time on (NaN = not
     forecast); ``errors``/``history_errors`` cover at least ``n`` leads. Slots neither reaches stay NaN.
+    The premium is ``premium x max(sigma_h - sigma_ref, 0)`` where ``sigma_ref`` is the largest
+    sigma of the run "not moving" stands for, leads ``pivot .. pivot + pivot_slots - 1`` (by
+    default lead 0: running now): that run carries no premium, so on a flat forecast it stays
+    the cheapest (equal costs go to it).
     """
     f = np.asarray(forecast, dtype=np.float64)
     n = f.shape[0]
@@ -96,5 +104,9 @@ def condition(forecast: FloatArray, errors: LeadErrors, history: FloatArray | No
         corrected = np.where(only_h, h, blended)
         sigma = np.where(only_h, hs, blended_sigma)
     sigma = _fill_sigma(sigma)
-    extra = np.maximum(sigma - sigma[0], 0.0) if n else sigma
+    if not n:
+        return corrected
+    lo = min(max(pivot, 0), n - 1)
+    ref = float(np.max(sigma[lo:lo + max(pivot_slots, 1)]))
+    extra = np.maximum(sigma - ref, 0.0)
     return corrected + premium * extra

@@ -373,5 +373,8 @@ class KueueRooms:
             return  # counted by whoever wrote it first
         if math.isfinite(expected) and expected >= 0:
             self.metrics.emitted.labels(region=region).inc(expected)
+            # The baseline counter too, so that baseline - emitted is the net saving (an unknown baseline saves 0).
+            known = math.isfinite(baseline) and baseline >= 0
+            self.metrics.baseline.labels(region=region).inc(baseline if known else expected)
             if math.isfinite(baseline) and baseline > expected:
                 self.metrics.saved.labels(region=region).inc(baseline - expected)

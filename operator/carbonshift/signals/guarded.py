@@ -46,6 +46,7 @@ class GuardedProvider:
         self.source = self.inner.source
         self._cache: TTLCache[Series] = TTLCache(self.ttl, self.now)
         self._history_cache: TTLCache[Series] = TTLCache(self.history_ttl, self.now)
+        self._history_failure: tuple[datetime, SignalError] | None = None
 
     async def current(self) -> Series:
         async def fetch() -> Series:
@@ -74,6 +75,38 @@ class GuardedProvider:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    async def recent_history(self) -> Series:
+        """The last ``profile_history`` of measured values, fetched at most every ``history_ttl``.
+
+        Shares its cache with the built-in fallback, so a region that needs both costs one call an
+        hour. After a failed fetch the provider is asked again only after ``history_ttl``; meanwhile
+        the last good history is returned, or the failure raised again.
+        """
+        now = self.now()
+        failed = self._history_failure
+        if failed is not None and now - failed[0] < self.history_ttl:
+            last = self._history_cache.peek("history")
+            if last is None:
+                raise failed[1]
+            return last
+
+        async def fetch_history() -> Series:
+            series = await self.inner.history(now - self.profile_history, now)
+            if not series.points:
+                raise BadSignalData(f"{self.source}: empty history")
+            return series
+
+        try:
+            history = await self._history_cache.get("history", fetch_history)
+        except SignalError as exc:
+            self._history_failure = (now, exc)
+            last = self._history_cache.peek("history")
+            if last is None:
+                raise
+            return last
+        self._history_failure = None
+        return history
 
     async def profile(self, horizon: timedelta) -> Series:
         """The weekly-profile forecast on demand (e.g. when a policy prefers it to a stale forecast)."""

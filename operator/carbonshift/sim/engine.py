@@ -41,6 +41,15 @@ class Scenario:
     forecast_smoothing_slots: int = 0
 
 
+def preferred_start(job: SimJob) -> datetime | None:
+    """The core's preferred start of a workload job: its nominal start when later than its submission.
+
+    A nightly job is submitted ``window`` hours before it would run at 01:00: "not shifting" is
+    01:00 (the baseline), not the evening it is known in.
+    """
+    return job.nominal_start if job.nominal_start > job.submit_at else None
+
+
 def _signals(trace: Trace, scenario: Scenario, values: Mapping[str, np.ndarray]) -> list[RegionSignals]:
     start = trace.frame.index[0].to_pydatetime()
     return [
@@ -111,7 +120,8 @@ def run(trace: Trace, workload: Sequence[SimJob], scenario: Scenario, bound: boo
     usable = [j for j in workload if j.submit_at >= start and j.deadline <= end]
     jobs = [
         Job(id=j.id, submit_at=j.submit_at, duration=j.duration, deadline=j.deadline, power_w=scenario.power_w,
-            allowed_regions=scenario.regions, home_region=scenario.home, interruptible=scenario.interruptible)
+            allowed_regions=scenario.regions, home_region=scenario.home, interruptible=scenario.interruptible,
+            preferred_start=preferred_start(j))
         for j in usable
     ]
     home = actual[scenario.home]

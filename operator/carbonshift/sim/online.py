@@ -37,9 +37,13 @@ from carbonshift.sim.workloads import SimJob
 
 
 class Conditioner:
-    """What the planner sees of a forecast issued at slot ``t`` (identity by default)."""
+    """What the planner sees of a forecast issued at slot ``t`` (identity by default).
 
-    def condition(self, t: int, issued: np.ndarray) -> np.ndarray:
+    ``pivot`` and ``pivot_slots``: the leads of the run "not shifting" stands for (a job's
+    preferred start, else lead 0 and one slot), for a policy whose premium on moving pivots there.
+    """
+
+    def condition(self, t: int, issued: np.ndarray, *, pivot: int = 0, pivot_slots: int = 1) -> np.ndarray:
         return issued
 
 
@@ -75,7 +79,8 @@ def _prepare(trace: Trace, workload: Sequence[SimJob], setup: Setup) -> tuple[li
     end = trace.frame.index[-1].to_pydatetime() + trace.step.to_pytimedelta()
     usable = [j for j in workload if j.submit_at >= start and j.deadline <= end]
     jobs = [Job(id=j.id, submit_at=j.submit_at, duration=j.duration, deadline=j.deadline, power_w=setup.power_w,
-                allowed_regions=(setup.region,), home_region=setup.region, interruptible=setup.interruptible)
+                allowed_regions=(setup.region,), home_region=setup.region, interruptible=setup.interruptible,
+                preferred_start=engine.preferred_start(j))
             for j in usable]
     return usable, jobs, reference
 
@@ -123,6 +128,27 @@ def _windows(trace: Trace, jobs: list[Job], options: PlannerOptions) -> list[tup
     return out
 
 
+def _pivots(trace: Trace, jobs: list[Job], options: PlannerOptions) -> list[tuple[int, int] | None]:
+    """Per job, the absolute slot of its preferred start and its run length (``None``: no preference)."""
+    origin = trace.frame.index[0].to_pydatetime()
+    slot = trace.step.to_pytimedelta()
+    out: list[tuple[int, int] | None] = []
+    for job in jobs:
+        w = job_window(job, origin, slot, options)
+        out.append(None if w.preferred is None else (w.preferred, w.n_slots))
+    return out
+
+
+def _groups(members: list[int], pivots: list[tuple[int, int] | None], t: int) -> dict[tuple[int, int], list[int]]:
+    """``members`` by the leads of their "not shifting" run at issue slot ``t`` ((0, 1): run now)."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for i in members:
+        p = pivots[i]
+        key = (p[0] - t, p[1]) if p is not None and p[0] > t else (0, 1)
+        out.setdefault(key, []).append(i)
+    return out
+
+
 def _signals(trace: Trace, region: str, t: int, values: np.ndarray) -> list[RegionSignals]:
     origin = trace.frame.index[0].to_pydatetime()
     slot = trace.step.to_pytimedelta()
@@ -146,20 +172,23 @@ def whole_window(trace: Trace, workload: Sequence[SimJob], setup: Setup, source:
     conditioner = conditioner or Conditioner()
     usable, jobs, reference = _prepare(trace, workload, setup)
     windows = _windows(trace, jobs, setup.options)
+    pivots = _pivots(trace, jobs, setup.options)
     states = [_JobState(job, sim, e, lim) for job, sim, (e, lim) in zip(jobs, usable, windows)]
     by_issue: dict[int, list[int]] = {}
     for i, (e, _) in enumerate(windows):
         by_issue.setdefault(e, []).append(i)
     n_total = len(trace.frame)
-    for t, members in sorted(by_issue.items()):
-        n = min(n_total, max(windows[i][1] for i in members) + 1) - t
-        values = conditioner.condition(t, source.issue(t, n))
-        plans = plan_jobs([jobs[i] for i in members], _signals(trace, setup.region, t, values),
-                          options=setup.options, order=BatchOrder.AS_GIVEN)
-        for i, plan in zip(members, plans):
-            _adopt(states[i], plan, t)
-            if not states[i].slots:
-                states[i].feasible = False  # the operator's fallback: run at once (scored at the baseline)
+    for t, everyone in sorted(by_issue.items()):
+        n = min(n_total, max(windows[i][1] for i in everyone) + 1) - t
+        issued = source.issue(t, n)
+        for (pivot, pivot_slots), members in _groups(everyone, pivots, t).items():
+            values = conditioner.condition(t, issued.copy(), pivot=pivot, pivot_slots=pivot_slots)
+            plans = plan_jobs([jobs[i] for i in members], _signals(trace, setup.region, t, values),
+                              options=setup.options, order=BatchOrder.AS_GIVEN)
+            for i, plan in zip(members, plans):
+                _adopt(states[i], plan, t)
+                if not states[i].slots:
+                    states[i].feasible = False  # the operator's fallback: run at once (scored at the baseline)
     return {**_score(trace, setup, usable, states, reference), "mode": "whole-window", "forecast": source.name}
 
 
@@ -169,6 +198,7 @@ def online(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: Forec
     conditioner = conditioner or Conditioner()
     usable, jobs, reference = _prepare(trace, workload, setup)
     windows = _windows(trace, jobs, setup.options)
+    pivots = _pivots(trace, jobs, setup.options)
     states = [_JobState(job, sim, e, lim) for job, sim, (e, lim) in zip(jobs, usable, windows)]
     order = sorted(range(len(states)), key=lambda i: windows[i][0])
     origin = trace.frame.index[0].to_pydatetime()
@@ -186,12 +216,16 @@ def online(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: Forec
             nxt += 1
         now = origin + slot * t
         n = min(n_total, max(windows[i][1] for i in waiting) + 1) - t
-        values = conditioner.condition(t, source.issue(t, n))
-        live = [replace(jobs[i], submit_at=max(jobs[i].submit_at, now)) for i in waiting]
-        plans = plan_jobs(live, _signals(trace, setup.region, t, values), options=setup.options,
-                          order=BatchOrder.AS_GIVEN)
+        issued = source.issue(t, n)
+        planned: dict[int, Plan] = {}
+        for (pivot, pivot_slots), members in _groups(waiting, pivots, t).items():
+            values = conditioner.condition(t, issued.copy(), pivot=pivot, pivot_slots=pivot_slots)
+            live = [replace(jobs[i], submit_at=max(jobs[i].submit_at, now)) for i in members]
+            planned.update(zip(members, plan_jobs(live, _signals(trace, setup.region, t, values),
+                                                  options=setup.options, order=BatchOrder.AS_GIVEN)))
         still: list[int] = []
-        for i, plan in zip(waiting, plans):
+        for i in waiting:
+            plan = planned[i]
             state = states[i]
             if state.start is not None and state.start <= t:
                 state.done = True  # due: dispatched as decided

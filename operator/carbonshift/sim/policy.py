@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from carbonshift.core.stopping import fill_beyond_horizon
+from carbonshift.core.stopping import BEYOND_PREMIUM, fill_beyond_horizon
 from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, errors_from_sums
 from carbonshift.sim.forecasts import ForecastSource, builtin_source
 from carbonshift.sim.online import Conditioner
 
-# Chosen on Sep-Oct 2021 of DE and SE (ML, nightly ±2 h; premium 0, 0.5, 1 and beyond -0.5 .. 1):
-# half a standard deviation on waiting; past the horizon the profile *minus* half its spread, the
-# expected best of the several chances a long wait still has (optimal stopping's continuation value).
-BEYOND_PREMIUM = -0.5
+# Premiums (core.uncertainty.DEFAULT_PREMIUM, core.stopping.BEYOND_PREMIUM) chosen on Sep-Oct 2021
+# of DE and SE (ML, nightly ±2 h; premium 0, 0.5, 1 and beyond -0.5 .. 1); the operator uses the same.
 MAX_LEADS = 336  # 7 days of 30-minute slots; longer leads reuse the last one's errors
 _BUILTIN_CACHE: dict[tuple[float, int, bytes, bool], tuple[ForecastSource, _Errors]] = {}
 
@@ -103,7 +101,7 @@ class LearnedConditioner(Conditioner):
                 _BUILTIN_CACHE[key] = (hist, _Errors(hist, 2 * self.day, window_days * self.day, by_time_of_day))
             self.history = _BUILTIN_CACHE[key]
 
-    def condition(self, t: int, issued: np.ndarray) -> np.ndarray:
+    def condition(self, t: int, issued: np.ndarray, *, pivot: int = 0, pivot_slots: int = 1) -> np.ndarray:
         n = issued.shape[0]
         errors = self.errors.at(t, n)
         history = history_errors = None
@@ -113,7 +111,7 @@ class LearnedConditioner(Conditioner):
             history = np.full(n, np.nan)
             history[:m] = hist_err.issued[t, :m] if t < hist_err.issued.shape[0] else np.nan
             history_errors = hist_err.at(t, n)
-        planned = condition(issued, errors, history, history_errors, self.premium)
+        planned = condition(issued, errors, history, history_errors, self.premium, pivot=pivot, pivot_slots=pivot_slots)
         past = self.source.grid.actual[max(0, t - 28 * self.day):t]
         return fill_beyond_horizon(planned, past, self.day, self.beyond_premium)
 

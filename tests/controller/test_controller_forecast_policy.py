@@ -1,0 +1,181 @@
+"""The operator's forecastPolicy, without a server: a real SignalHub over a fake grid whose provider
+forecasts 24 h ahead with a known bias, a fixed clock, and the decision a user reads in the job's
+status. ``learned`` corrects the provider by its own recorded errors and values slots past its
+horizon from history; ``raw`` plans on the provider's numbers as they are (the behaviour before)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from controller_rig import Rig, job_body
+
+from carbonshift.controller import signalhub
+from carbonshift.controller.clock import FixedClock
+from carbonshift.controller.settings import OperatorSettings
+from carbonshift.controller.signalhub import SignalHub
+from carbonshift.signals import GuardedProvider, Series, SeriesKind
+from carbonshift.timefmt import parse_iso, to_iso
+
+HOUR = timedelta(hours=1)
+
+
+@dataclass
+class FakeGrid:
+    """A zone measured as ``actual(hour)``; its provider forecasts ``horizon_h`` hours from the current
+    hour as ``actual + bias(lead in hours)``."""
+
+    now: Callable[[], datetime]
+    actual: Callable[[datetime], float]
+    bias: Callable[[int], float]
+    horizon_h: int = 24
+    source: str = "fake:grid"
+
+    def _hour(self) -> datetime:
+        return self.now().replace(minute=0, second=0, microsecond=0)
+
+    def _series(self, points: list[tuple[datetime, float]], kind: SeriesKind) -> Series:
+        return Series(points=tuple(points), unit="gCO2eq/kWh", source=self.source, observed_at=self.now(), kind=kind)
+
+    async def current(self) -> Series:
+        return self._series([(self._hour(), self.actual(self._hour()))], SeriesKind.ACTUAL)
+
+    async def forecast(self, horizon: timedelta) -> Series:
+        first = self._hour()
+        return self._series([(first + k * HOUR, self.actual(first + k * HOUR) + self.bias(k))
+                             for k in range(self.horizon_h)], SeriesKind.FORECAST)
+
+    async def history(self, start: datetime, end: datetime) -> Series:
+        first = start.replace(minute=0, second=0, microsecond=0) + HOUR
+        last = min(end, self._hour())
+        count = max(0, int((last - first) / HOUR))
+        return self._series([(first + i * HOUR, self.actual(first + i * HOUR)) for i in range(count)],
+                            SeriesKind.ACTUAL)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def hub_over(grid: Callable[[FixedClock], FakeGrid], monkeypatch: pytest.MonkeyPatch
+             ) -> Callable[[FixedClock, OperatorSettings], SignalHub]:
+    """The operator's SignalHub, its providers built on the fake grid (behind the real GuardedProvider)."""
+    def build(clock: FixedClock, settings: OperatorSettings) -> SignalHub:
+        fake = grid(clock)
+        monkeypatch.setattr(signalhub, "build_provider", lambda config, **_: GuardedProvider(fake, now=clock.now))
+        return SignalHub(now=clock.now, secrets=None, slot=settings.slot, horizon=settings.horizon,
+                         forecast_policy=settings.forecast_policy)
+    return build
+
+
+async def record_days(rig: Rig, days: int) -> None:
+    """The operator runs for ``days`` with nothing to plan: every hour it reads the region's signals."""
+    for _ in range(days * 24):
+        await rig.cycle(advance=HOUR)
+
+
+def submit(rig: Rig, name: str, **spec: Any) -> None:
+    body = job_body(name, regions=["eu-de"], **spec)
+    body["metadata"]["creationTimestamp"] = to_iso(rig.clock.now())
+    rig.add_job(body)
+
+
+def learned_reason(rig: Rig, name: str) -> str:
+    reasons = rig.status(name)["decision"]["reasons"]
+    return next(r["message"] for r in reasons if r["code"] == "LearnedForecast")
+
+
+def flat(_: datetime) -> float:
+    return 300.0
+
+
+def high_first_hours(lead: int) -> float:
+    return 50.0 if lead < 4 else 0.0  # the provider over-forecasts the next four hours by 50 g/kWh
+
+
+def test_a_bias_learned_from_the_providers_own_record_stops_a_pointless_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid)
+        await record_days(rig, 8)
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        decision = rig.status("report")["decision"]
+        # the grid is 300 g/kWh all along: the four "dearer" hours were the provider's bias
+        assert parse_iso(decision["start"]) == rig.clock.now()
+        reason = learned_reason(rig, "report")
+        assert "bias-corrected by up to -50 g/kWh (0 h ahead; learned from 7 days of its forecasts)" in reason
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_without_a_record_the_biased_forecast_still_moves_the_job(policy: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """raw: today's behaviour, always; learned right after a restart: the same plan, and it says why."""
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy)
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        decision = rig.status("report")["decision"]
+        assert parse_iso(decision["start"]) == rig.clock.now() + 4 * HOUR  # after the "dear" hours
+        codes = [r["code"] for r in decision["reasons"]]
+        if policy == "raw":
+            assert "LearnedForecast" not in codes
+        else:
+            assert "fake:grid's forecast is not bias-corrected: its errors are not known yet (0 of 7 days" \
+                in learned_reason(rig, "report")
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_raw_ignores_the_record_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy="raw")
+        await record_days(rig, 8)
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        assert parse_iso(rig.status("report")["decision"]["start"]) == rig.clock.now() + 4 * HOUR
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def nightly_low(at: datetime) -> float:
+    return 100.0 if 2 <= at.hour < 6 else 400.0  # every night 02:00-06:00 UTC
+
+
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_a_job_longer_than_the_providers_horizon_is_planned_into_the_nights_history_promises(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, nightly_low, lambda lead: 0.0), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy)
+        await record_days(rig, 8)
+        rig.clock.advance(6 * HOUR)  # 06:00: the night just ended
+        # 26 h of work: no window of it fits in the provider's 24 h forecast
+        submit(rig, "train", duration="26h", max_delay="24h")
+        await rig.cycle()
+        status = rig.status("train")
+        now = rig.clock.now()
+        if policy == "raw":
+            # every window reaches past the forecast: the job runs at once, as if there were no signal
+            decision = status["decision"]
+            assert parse_iso(decision["start"]) == now
+            assert [r["code"] for r in decision["reasons"]] == ["NoSignalFallback"]
+        else:
+            decision = status["decision"]
+            start = parse_iso(decision["start"])
+            # from 02:00 tomorrow: all of tomorrow's night and part of the next, rather than one night
+            assert now + 20 * HOUR <= start <= now + 22 * HOUR
+            assert "valued from the built-in forecast" in learned_reason(rig, "train")
+        await rig.close()
+
+    asyncio.run(scenario())

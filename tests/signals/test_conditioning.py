@@ -1,0 +1,137 @@
+"""The learned forecast policy's per-region record (signals/conditioning.py), without a provider:
+forecasts and history as a provider would return them, hour after hour."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from carbonshift.signals import GuardedProvider, ProviderUnavailable
+from carbonshift.signals.conditioning import WINDOW_DAYS, ForecastConditioner
+from carbonshift.signals.series import Series, SeriesKind, to_slots
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2022, 6, 1, tzinfo=timezone.utc)
+
+
+def actual(at: datetime) -> float:
+    return 300.0 + 100.0 * np.sin(2 * np.pi * at.hour / 24)
+
+
+def series(points: list[tuple[datetime, float]], kind: SeriesKind, now: datetime) -> Series:
+    return Series(points=tuple(points), unit="gCO2eq/kWh", source="fake:grid", observed_at=now, kind=kind)
+
+
+def history(now: datetime, days: int = 28) -> Series:
+    hour = now.replace(minute=0)
+    return series([(hour - i * HOUR, actual(hour - i * HOUR)) for i in range(days * 24, 0, -1)], SeriesKind.ACTUAL, now)
+
+
+def forecast(now: datetime, bias: float, hours: int = 24, step: timedelta = HOUR,
+             kind: SeriesKind = SeriesKind.FORECAST) -> Series:
+    first = now.replace(minute=0)
+    count = int(hours * HOUR / step)
+    return series([(first + i * step, actual(first + i * step) + bias) for i in range(count)], kind, now)
+
+
+def run_hours(conditioner: ForecastConditioner, hours: int, bias: float, start: datetime = T0) -> datetime:
+    now = start
+    for _ in range(hours):
+        conditioner.observe(series([(now, actual(now))], SeriesKind.ACTUAL, now))
+        conditioner.condition(forecast(now, bias), history(now), now, timedelta(hours=48))
+        now += HOUR
+    return now
+
+
+def test_a_steady_bias_is_removed_once_a_week_of_forecasts_is_scored() -> None:
+    conditioner = ForecastConditioner()
+    now = run_hours(conditioner, 9 * 24, bias=40.0)
+    result = conditioner.condition(forecast(now, 40.0), history(now), now, timedelta(hours=48))
+    truth = np.array([actual(now + k * HOUR) for k in range(24)])
+    assert np.allclose(result.planned[:24], truth)  # no error left to price: no premium either
+    assert "bias-corrected by up to -40 g/kWh" in (result.reason or "")
+
+
+def test_after_a_restart_the_providers_errors_are_unknown_and_the_forecast_is_used_as_it_is() -> None:
+    now = run_hours(ForecastConditioner(), 9 * 24, bias=40.0)
+    fresh = ForecastConditioner()  # the operator restarted: its record is gone
+    result = fresh.condition(forecast(now, 40.0), history(now), now, timedelta(hours=48))
+    assert np.allclose(result.planned[:24], result.provider[:24])
+    assert "not bias-corrected: its errors are not known yet (0 of 7 days" in (result.reason or "")
+
+
+def test_hours_past_the_providers_horizon_get_a_value_from_history() -> None:
+    now = T0 + 10 * HOUR
+    result = ForecastConditioner().condition(forecast(now, 0.0, hours=12), history(now), now, timedelta(hours=72))
+    assert np.isnan(result.provider[12:]).all()
+    assert not np.isnan(result.planned).any()  # 12 h forecast, then the built-in one, then the profile
+    late = now.replace(minute=0) + 60 * HOUR
+    assert abs(result.planned[60] - actual(late)) < 60  # the daily shape, within the profile's premium
+    assert "valued from the built-in forecast" in (result.reason or "")
+    assert "valued from the 7-day profile" in (result.reason or "")
+
+
+def test_a_quarter_hourly_forecast_keeps_its_shape_on_the_grid() -> None:
+    conditioner = ForecastConditioner()
+    now = run_hours(conditioner, 9 * 24, bias=40.0)
+    quarter = timedelta(minutes=15)
+    fine = forecast(now, 40.0, step=quarter)
+    result = conditioner.condition(fine, history(now), now, timedelta(hours=48))
+    raw = to_slots(fine, now, quarter, 8)
+    assert np.allclose(result.on_grid(raw, now, quarter), raw - 40.0)
+
+
+def test_a_weekly_profile_is_not_conditioned() -> None:
+    now = T0
+    profile = forecast(now, 0.0, kind=SeriesKind.PROFILE_FALLBACK)
+    result = ForecastConditioner().condition(profile, history(now), now, timedelta(hours=24))
+    assert result.reason is None and np.array_equal(result.planned, result.provider, equal_nan=True)
+
+
+def test_the_record_keeps_four_weeks() -> None:
+    conditioner = ForecastConditioner()
+    run_hours(conditioner, (WINDOW_DAYS + 3) * 24, bias=0.0)
+    assert conditioner.recorded_issues <= WINDOW_DAYS * 24 + 2
+
+
+class NoHistory:
+    """A provider whose history endpoint is down; counts how often it is asked."""
+
+    source = "fake:nohistory"
+
+    def __init__(self) -> None:
+        self.history_calls = 0
+
+    async def current(self) -> Series:
+        raise AssertionError("not used")
+
+    async def forecast(self, horizon: timedelta) -> Series:
+        raise AssertionError("not used")
+
+    async def history(self, start: datetime, end: datetime) -> Series:
+        self.history_calls += 1
+        raise ProviderUnavailable("history endpoint down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_failing_history_is_asked_for_at_most_once_an_hour() -> None:
+    clock = {"now": T0}
+    inner = NoHistory()
+    guarded = GuardedProvider(inner, now=lambda: clock["now"])  # type: ignore[arg-type]
+
+    async def cycles() -> None:
+        for _ in range(24):  # two minutes of 5 s cycles
+            with pytest.raises(ProviderUnavailable):
+                await guarded.recent_history()
+            clock["now"] += timedelta(seconds=5)
+        clock["now"] += HOUR
+        with pytest.raises(ProviderUnavailable):
+            await guarded.recent_history()
+
+    asyncio.run(cycles())
+    assert inner.history_calls == 2
