@@ -3,10 +3,13 @@ forecasts and history as a provider would return them, hour after hour."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pytest
 
+from carbonshift.signals import GuardedProvider, ProviderUnavailable
 from carbonshift.signals.conditioning import WINDOW_DAYS, ForecastConditioner
 from carbonshift.signals.series import Series, SeriesKind, to_slots
 
@@ -92,3 +95,43 @@ def test_the_record_keeps_four_weeks() -> None:
     conditioner = ForecastConditioner()
     run_hours(conditioner, (WINDOW_DAYS + 3) * 24, bias=0.0)
     assert conditioner.recorded_issues <= WINDOW_DAYS * 24 + 2
+
+
+class NoHistory:
+    """A provider whose history endpoint is down; counts how often it is asked."""
+
+    source = "fake:nohistory"
+
+    def __init__(self) -> None:
+        self.history_calls = 0
+
+    async def current(self) -> Series:
+        raise AssertionError("not used")
+
+    async def forecast(self, horizon: timedelta) -> Series:
+        raise AssertionError("not used")
+
+    async def history(self, start: datetime, end: datetime) -> Series:
+        self.history_calls += 1
+        raise ProviderUnavailable("history endpoint down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_failing_history_is_asked_for_at_most_once_an_hour() -> None:
+    clock = {"now": T0}
+    inner = NoHistory()
+    guarded = GuardedProvider(inner, now=lambda: clock["now"])  # type: ignore[arg-type]
+
+    async def cycles() -> None:
+        for _ in range(24):  # two minutes of 5 s cycles
+            with pytest.raises(ProviderUnavailable):
+                await guarded.recent_history()
+            clock["now"] += timedelta(seconds=5)
+        clock["now"] += HOUR
+        with pytest.raises(ProviderUnavailable):
+            await guarded.recent_history()
+
+    asyncio.run(cycles())
+    assert inner.history_calls == 2

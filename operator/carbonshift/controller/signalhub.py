@@ -83,7 +83,7 @@ async def _recent_history(entry: _MemberSignals) -> Series | None:
     try:
         history: Series = await recent()
         return history
-    except SignalError as exc:
+    except Exception as exc:  # any failure: without history the forecast is still usable as it is
         log.info("%s: no history for the learned forecast policy: %s", entry.provider.source, exc)
         return None
 

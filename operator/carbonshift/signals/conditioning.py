@@ -221,7 +221,7 @@ class ForecastConditioner:
             planned = condition(provider, own, premium=self.premium)
             parts.append(_bias_text("the built-in forecast", own, builtin_known,
                                     f"backtested on {builtin_days} days of history",
-                                    "history too short to backtest it"))
+                                    "history too short to backtest it", self.premium))
             blended = None
         else:
             offsets = [24 * d for d in range(1, WINDOW_DAYS + 1) if hour - 24 * d in self._issued]
@@ -233,7 +233,7 @@ class ForecastConditioner:
             parts.append(_bias_text(f"{forecast.source}'s forecast", own, own_known,
                                     f"learned from {days} days of its forecasts",
                                     f"{days} of {MIN_DAYS} days of its forecasts at this hour recorded "
-                                    "since the operator started"))
+                                    "since the operator started", self.premium))
             blended = np.full(leads, np.nan)
             builtin_leads = min(leads, BUILTIN_LEADS)
             if np.any(~np.isnan(actual)):
@@ -241,22 +241,21 @@ class ForecastConditioner:
             hist_errors = _pad(builtin_errors, leads) if builtin_errors is not None else LeadErrors.unknown(leads)
             planned = condition(provider, own, blended, hist_errors, self.premium)
             if builtin_known and own_known:
-                parts.append(f"blended with the built-in forecast (its errors backtested on {builtin_days} days "
-                             "of history)")
+                parts.append(f"blended with the built-in forecast (errors backtested on {builtin_days} days)")
         before_fill = planned
         planned = fill_beyond_horizon(planned, actual, 24, self.beyond_premium)
         parts.extend(_beyond_text(issue, provider, blended, before_fill, planned))
         return Conditioned(issue, provider, planned, "; ".join(parts))
 
 
-def _bias_text(what: str, errors: LeadErrors, known: bool, learned: str, unknown: str) -> str:
+def _bias_text(what: str, errors: LeadErrors, known: bool, learned: str, unknown: str, premium: float) -> str:
     if not known:
         return f"{what} is not bias-corrected: its errors are not known yet ({unknown})"
     known_leads = np.flatnonzero(~np.isnan(errors.sigma))
     lead = int(known_leads[np.argmax(np.abs(errors.bias[known_leads]))])  # the largest correction
     correction = round(-float(errors.bias[lead])) + 0  # + 0 turns -0 into 0
-    return (f"{what} bias-corrected by up to {correction:+d} g/kWh ({lead} h ahead; {learned}); a later window "
-            f"must beat now by {DEFAULT_PREMIUM:g} x its extra forecast error")
+    return (f"{what} bias-corrected by up to {correction:+d} g/kWh ({lead} h ahead; {learned}); waiting priced "
+            f"at {premium:g} x the extra forecast error")
 
 
 def _beyond_text(issue: datetime, provider: FloatArray, builtin: FloatArray | None, before_fill: FloatArray,
@@ -266,11 +265,9 @@ def _beyond_text(issue: datetime, provider: FloatArray, builtin: FloatArray | No
     known = np.flatnonzero(~np.isnan(provider))
     provider_end = int(known[-1]) + 1 if known.size else 0
     if builtin is not None and provider_end < provider.shape[0] and not np.isnan(builtin[provider_end:]).all():
-        parts.append(f"hours from {to_iso(issue + provider_end * _HOUR)} (past the provider's forecast) valued "
-                     "from the built-in forecast")
+        parts.append(f"hours from {to_iso(issue + provider_end * _HOUR)} valued from the built-in forecast")
     conditioned = np.flatnonzero(~np.isnan(before_fill))
     fill_from = int(conditioned[-1]) + 1 if conditioned.size else 0
     if fill_from < planned.shape[0] and not np.isnan(planned[fill_from:]).all():
-        parts.append(f"hours from {to_iso(issue + fill_from * _HOUR)} valued from the {PROFILE_DAYS}-day "
-                     "profile of its history")
+        parts.append(f"hours from {to_iso(issue + fill_from * _HOUR)} valued from the {PROFILE_DAYS}-day profile")
     return parts
