@@ -5,7 +5,8 @@ get, merge_patch, watch) from objects held in memory, the way an API server woul
 calls: deterministic names give 409 on a second create, a finalizer keeps a deleted Job with a
 deletionTimestamp, a resourceVersion grows with every write, label selectors filter lists and
 watches. Every call is recorded; faults (a status such as 409 or 404, or 0 = unreachable) can be
-injected for the next matching calls, and a whole server can be made unreachable.
+injected for the next matching calls, a whole server can be made unreachable, and matching calls
+can be held unanswered until the test lets them go (a slow server).
 
 This is not a Kubernetes: admission, garbage collection and Job controllers are absent. The
 real-server tests (tests/operator, tests/chaos) are the end-to-end layer; these fakes make the
@@ -55,6 +56,7 @@ class Fault:
     path_part: str
     status: int
     times: int
+    lost_answer: bool = False  # the call takes effect, then its answer is lost (a timeout after sending)
 
 
 def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
@@ -96,6 +98,7 @@ class FakeApi:
         self.objects: dict[str, dict[str, Any]] = {}  # object path -> body
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.holds: list[tuple[str, str, bool, asyncio.Event]] = []  # (method, path part, dry run, released)
         self.reachable = True
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (resourceVersion, type, path, object)
         self._version = 100
@@ -109,6 +112,18 @@ class FakeApi:
     def fail(self, method: str, path_part: str, status: int, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` whose path contains ``path_part`` answer ``status``."""
         self.faults.append(Fault(method, path_part, status, times))
+
+    def lose_answer(self, method: str, path_part: str, times: int = 1) -> None:
+        """The next ``times`` real (not dry-run) calls of ``method`` whose path contains ``path_part``
+        take effect, and then the caller sees the server as unreachable (the answer never came)."""
+        self.faults.append(Fault(method, path_part, 0, times, lost_answer=True))
+
+    def hold(self, method: str, path_part: str, *, dry_run: bool = False) -> asyncio.Event:
+        """Calls of ``method`` whose path contains ``path_part`` are sent (recorded) but answered only
+        once the returned event is set."""
+        released = asyncio.Event()
+        self.holds.append((method, path_part, dry_run, released))
+        return released
 
     def put(self, path: str, body: dict[str, Any], *, unseen: bool = False) -> dict[str, Any]:
         """Stores an object as if someone else had written it (no call recorded); ``unseen``: no
@@ -136,14 +151,20 @@ class FakeApi:
     async def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                       content_type: str = "application/json", accept: str = "application/json") -> Any:
         body = None if body is None else json.loads(json.dumps(body))  # on the wire: enums become strings
-        self.calls.append(Call(method, path, copy.deepcopy(body), dict(query) if query else None))
+        call = Call(method, path, copy.deepcopy(body), dict(query) if query else None)
+        self.calls.append(call)
+        for held_method, part, dry_run, released in self.holds:
+            if held_method == method and part in path and dry_run == call.dry_run:
+                await released.wait()
         self._check(method, path)
         if path == "/readyz":
             return "ok"
         if method == "GET":
             return self._get(path, query or {})
         if method == "POST":
-            return self._post(path, body, query or {})
+            posted = self._post(path, body, query or {})
+            self._check_answer(method, path, query or {})
+            return posted
         if method == "PATCH":
             return self._patch(path, body, content_type)
         if method == "DELETE":
@@ -178,11 +199,18 @@ class FakeApi:
         if not self.reachable:
             raise KubeError(0, f"{self.name}: {method} {path}: unreachable (ClientConnectorError)")
         for fault in self.faults:
-            if fault.times > 0 and fault.method == method and fault.path_part in path:
+            if fault.times > 0 and not fault.lost_answer and fault.method == method and fault.path_part in path:
                 fault.times -= 1
                 if fault.status == 0:
                     raise KubeError(0, f"{self.name}: {method} {path}: unreachable (injected)")
                 raise KubeError(fault.status, f"{self.name}: {method} {path}: injected HTTP {fault.status}")
+
+    def _check_answer(self, method: str, path: str, query: dict[str, Any]) -> None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.lost_answer and fault.method == method and fault.path_part in path \
+                    and query.get("dryRun") != "All":
+                fault.times -= 1
+                raise KubeError(0, f"{self.name}: {method} {path}: unreachable (the answer was lost)")
 
     def _store(self, path: str, body: dict[str, Any], kind: str) -> dict[str, Any]:
         self._version += 1

@@ -106,9 +106,9 @@ def test_a_job_without_room_is_reported_unplaced(operator, hub, make_namespace, 
     try:
         wait_until(lambda: _member_ready(control_plane, "ca-one"), what="ca-one Ready", on_fail=operator.log_tail)
         ns = make_namespace("hub", "full")
-        hub.apply(ns, caj_manifest("first", regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
-        wait_until(phase_is(hub, ns, "first", "Running"), what="the first job running", on_fail=operator.log_tail)
-        hub.apply(ns, caj_manifest("second", regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
+        # Both at once: whichever is dispatched first holds the room while its Job is being created.
+        for name in ("first", "second"):
+            hub.apply(ns, caj_manifest(name, regions=["ca-one"], max_delay="1m", duration="2h", pod_seconds=600))
         waiting = wait_until(lambda: next((s for n in ("first", "second")
                                            if condition(s := hub.status(ns, n), "Scheduled").get("status") == "False"),
                                           None), what="a job not placed",
@@ -117,6 +117,8 @@ def test_a_job_without_room_is_reported_unplaced(operator, hub, make_namespace, 
         reason = condition(waiting, "Scheduled")["reason"]
         assert reason in ("NoCapacity", "DeadlineUnmeetable")
         assert waiting["phase"] == "Waiting" and "decision" not in waiting and "savedDisplay" not in waiting
+        uids = [hub.caj(ns, n)["metadata"]["uid"] for n in ("first", "second")]
+        assert sum(hub.copies(uid)["us-ca"] for uid in uids) == 1  # ca-one is served by the us-ca cluster
         wait_until(lambda: f'carbonshift_jobs_unplaced{{reason="{reason}"}} 1.0' in operator.metrics(),
                    what="the unplaced gauge", on_fail=operator.log_tail)
     finally:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from carbonshift.api import JobConditionType, JobPhase, JobReason, SignalFallback
 from carbonshift.controller.cycle.context import CycleView, JobContext
+from carbonshift.controller.cycle.unconfirmed import unconfirmed_cluster
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.status import same_decision, with_decision
@@ -44,27 +45,51 @@ def region_signals(view: CycleView, fresh_only: bool, max_age: timedelta) -> lis
 
 def commitments(dispatched: list[JobContext], view: CycleView, min_watts_per_cpu: float) -> list[Plan]:
     """Running work holds capacity in its region for the rest of its planned time."""
+    plans = (commitment(ctx, view, min_watts_per_cpu) for ctx in dispatched)
+    return [plan for plan in plans if plan is not None]
+
+
+def commitment(ctx: JobContext, view: CycleView, min_watts_per_cpu: float,
+               begin: datetime | None = None) -> Plan | None:
+    """The capacity the job's decision holds: its region from its start (or ``begin``) for its
+    estimated duration, on the slot grid of this cycle's signals (None when it holds none)."""
     if not view.readings:
-        return []
+        return None
+    decision = ctx.current("decision") or {}
+    if ctx.current("phase") == JobPhase.SUSPENDED or not decision.get("region"):
+        return None
     any_reading = next(iter(view.readings.values())).signals
     start, slot, n = any_reading.start, any_reading.slot, any_reading.n_slots
-    plans = []
-    for ctx in dispatched:
-        decision = ctx.current("decision") or {}
-        if ctx.current("phase") == JobPhase.SUSPENDED or not decision.get("region"):
-            continue
-        begin = parse_iso(decision["start"])
-        end = begin + ctx.model.spec.estimated_duration
-        first = max(0, int((begin - start) / slot))
-        last = min(n, math.ceil((end - start) / slot))
-        if last <= first:
-            continue
-        slots = tuple(range(first, last))
-        power = job_power_w(ctx.model, min_watts_per_cpu).watts
-        plans.append(Plan(job_id=ctx.key, feasible=True, region=decision["region"], start=begin, end=end,
-                          slots=slots, slot_fractions=(1.0,) * len(slots), it_power_w=power,
-                          facility_power_w=power, expected_g=0.0, baseline_g=0.0, reasons=()))
-    return plans
+    begin = begin or parse_iso(decision["start"])
+    end = begin + ctx.model.spec.estimated_duration
+    first = max(0, int((begin - start) / slot))
+    last = min(n, math.ceil((end - start) / slot))
+    if last <= first:
+        return None
+    slots = tuple(range(first, last))
+    power = job_power_w(ctx.model, min_watts_per_cpu).watts
+    return Plan(job_id=ctx.key, feasible=True, region=decision["region"], start=begin, end=end,
+                slots=slots, slot_fractions=(1.0,) * len(slots), it_power_w=power,
+                facility_power_w=power, expected_g=0.0, baseline_g=0.0, reasons=())
+
+
+def holds_due_decision(ctx: JobContext, view: CycleView) -> bool:
+    """A decision whose start has come, still possible: it is dispatched as decided (``adopt_plan``
+    keeps it), so it holds its capacity as decided instead of being planned again."""
+    old = ctx.current("decision")
+    if not old or ctx.status.get("observedGeneration") != ctx.generation:
+        return False
+    return (parse_iso(old["start"]) <= view.now and view.usable(old.get("cluster"), ctx.namespace)
+            and old.get("region") in ctx.regions)
+
+
+def held_by(ctx: JobContext, plan: Plan, view: CycleView, min_watts_per_cpu: float) -> Plan | None:
+    """What a planned job holds: its plan when that became its decision, else what its decision says."""
+    decision = ctx.current("decision") or {}
+    if plan.region is not None and decision.get("region") == plan.region and plan.start is not None \
+            and decision.get("start") and abs(parse_iso(decision["start"]) - plan.start) < timedelta(seconds=1):
+        return plan
+    return commitment(ctx, view, min_watts_per_cpu)
 
 
 def core_job_of(ctx: JobContext, view: CycleView, settings: OperatorSettings) -> Job:
@@ -75,8 +100,15 @@ def core_job_of(ctx: JobContext, view: CycleView, settings: OperatorSettings) ->
 
 def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, settings: OperatorSettings) -> None:
     """Plans ``waiting`` jobs around the capacity ``held`` by others; decisions go into each patch,
-    and a job whose plan holds capacity gets it as ``ctx.plan``."""
+    and a job whose decision holds capacity gets it as ``ctx.plan`` (also held by the jobs planned
+    after it: a run-now plan for a deadline that cannot be met holds its room like any other)."""
     held = list(held)
+    kept = {ctx.uid for ctx in waiting if holds_due_decision(ctx, view)}
+    for ctx in waiting:
+        if ctx.uid in kept:
+            ctx.plan = commitment(ctx, view, settings.min_watts_per_cpu)
+            if ctx.plan is not None:
+                held.append(ctx.plan)
     groups: dict[tuple[Any, ...], list[JobContext]] = {}
     for ctx in waiting:  # jobs that see the signals the same way are planned together
         fresh_only = ctx.policy.signal_fallback == SignalFallback.RUN_NOW
@@ -92,6 +124,9 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
                 ctx.condition(JobConditionType.SCHEDULED, False, JobReason.NO_REACHABLE_CLUSTER,
                               f"none of {list(ctx.regions)} has a reachable MemberCluster", view.now)
             continue
+        members = [ctx for ctx in members if ctx.uid not in kept]
+        if not members:
+            continue
         snapshot = build_snapshot(signals)
         jobs = [core_job_of(ctx, view, settings) for ctx in members]
         options = planner_options(members[0].policy)
@@ -104,9 +139,9 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
             if plan is None:
                 continue
             adopt_plan(ctx, job, plan, view, settings)
-            if plan.feasible and plan.region:
-                held.append(plan)
-                ctx.plan = plan
+            ctx.plan = held_by(ctx, plan, view, settings.min_watts_per_cpu)
+            if ctx.plan is not None:
+                held.append(ctx.plan)
 
 
 def _plan_one(ctx: JobContext, job: Job, snapshot: Any, held: list[Plan], options: Any,
@@ -143,6 +178,8 @@ def mark_staleness(contexts: list[JobContext], view: CycleView, max_age: timedel
 
 def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings: OperatorSettings) -> None:
     """Hysteresis: keep the current decision unless the new plan is clearly better or it must change."""
+    if unconfirmed_cluster(ctx, view) is not None:
+        return  # a create sent there may have made the Job: kept until that cluster is looked at
     now = view.now
     old = ctx.current("decision")
     # A deadline that cannot be met any more is no reason to wait: run now, best effort, and say so.

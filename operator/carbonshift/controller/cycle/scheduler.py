@@ -31,7 +31,7 @@ from carbonshift.controller.cycle.finish import Finisher
 from carbonshift.controller.cycle.follow import PODS_CHECK_S, Follower
 from carbonshift.controller.cycle.memberstatus import MemberStatus
 from carbonshift.controller.cycle.observe import Observer
-from carbonshift.controller.cycle.plan import commitments, plan_waiting
+from carbonshift.controller.cycle.plan import commitment, commitments, plan_waiting
 from carbonshift.controller.cycle.start import Starter
 from carbonshift.controller.cycle.timing import is_due, next_due, wait
 from carbonshift.controller.kube import KubeApi, KubeError
@@ -77,7 +77,10 @@ class Scheduler:
         self.follower = Follower(self.member_jobs, finisher, clock, settings, self.flush)
         self.cleanup = Cleanup(hub, self.world, registry, self.member_jobs, self.tasks, clock, self.wake)
         self._wake = asyncio.Event()
-        self._held: dict[str, Plan] = {}  # capacity held by dispatches in flight, by job uid
+        # Jobs with writes in flight are out of the cycle's contexts until they end: the capacity
+        # their decision holds (a dispatch not yet answered above all) is kept here for the planner.
+        self._held: dict[str, Plan] = {}  # job uid -> capacity held while its task runs
+        self._dispatching: set[str] = set()  # job uids whose dispatch is in flight
         self._quiet: dict[str, tuple[Any, float]] = {}  # dispatched job uid -> (what it looked like, when)
         self._backlog = False  # due jobs left for want of room in the last cycle
         self._metrics_updated = float("-inf")  # monotonic time the jobs-by-phase gauge was computed
@@ -157,7 +160,7 @@ class Scheduler:
             self._write(ctx)
         waiting = [c for c in contexts if not c.current("memberJob")]
         dispatched = [c for c in contexts if c.current("memberJob")]
-        # 3. Plan: all waiting jobs together, running ones holding their capacity.
+        # 3. Plan: all waiting jobs together, running ones and those being dispatched holding their capacity.
         if waiting:
             held = commitments(dispatched, view, self.settings.min_watts_per_cpu) + list(self._held.values())
             plan_waiting(waiting, held, view, self.settings)
@@ -166,18 +169,20 @@ class Scheduler:
         for ctx in waiting:
             if not is_due(ctx, view.now):
                 wait(ctx)
-                self._write(ctx)
+                self._write(ctx, ctx.plan)
         # A bounded number of dispatches in flight keeps room for the other jobs' writes under a
         # burst; the rest are dispatched by the next cycles, started as dispatches finish.
-        room = max(0, self.settings.max_dispatch_per_cycle - len(self._held))
+        room = max(0, self.settings.max_dispatch_per_cycle - len(self._dispatching))
         self._backlog = len(due) > room
         for ctx in due[:room]:
-            if ctx.plan is not None:
-                self._held[ctx.uid] = ctx.plan
-            self._spawn(ctx, self.starter.start(ctx, view))
+            # Held from now, whatever its plan said, until the member Job is in its status (or
+            # the dispatch failed): a run-now plan for a missed deadline holds room like any other.
+            self._dispatching.add(ctx.uid)
+            self._spawn(ctx, self.starter.start(ctx, view),
+                        commitment(ctx, view, self.settings.min_watts_per_cpu, begin=view.now))
         for ctx in dispatched:
             if self._needs_attention(ctx, view):
-                self._spawn(ctx, self.follower.follow(ctx, view))
+                self._spawn(ctx, self.follower.follow(ctx, view), commitment(ctx, view, self.settings.min_watts_per_cpu))
         # Garbage: member Jobs whose CarbonAwareJob is gone.
         self.cleanup.collect_orphans(view)
         self._update_job_metrics()
@@ -214,24 +219,35 @@ class Scheduler:
         return True
 
     # ----- writes ------------------------------------------------------------------------
-    def _write(self, ctx: JobContext) -> None:
-        """The job's status patch and Events, if it has any, as its task."""
+    def _write(self, ctx: JobContext, held: Plan | None = None) -> None:
+        """The job's status patch and Events, if it has any, as its task (holding ``held`` meanwhile)."""
         if changed(ctx.status, ctx.patch) or ctx.events:
-            self.tasks.spawn(ctx.uid, self.flush(ctx), ctx.key)
+            self._hold(ctx, held)
+            self.tasks.spawn(ctx.uid, self.flush(ctx), ctx.key, lambda: self._hold(ctx, None))
 
-    def _spawn(self, ctx: JobContext, action: Coroutine[Any, Any, None]) -> None:
-        """Runs ``action`` then writes the status, as the job's task."""
+    def _spawn(self, ctx: JobContext, action: Coroutine[Any, Any, None], held: Plan | None) -> None:
+        """Runs ``action`` then writes the status, as the job's task (holding ``held`` meanwhile)."""
 
         async def act_and_flush() -> None:
             await action
             await self.flush(ctx)
 
         def done() -> None:
-            if self._held.pop(ctx.uid, None) is not None and self._backlog \
-                    and len(self._held) <= self.settings.max_dispatch_per_cycle // 2:
-                self.wake()  # room for the due jobs that waited (not once per job: planning costs)
+            # The status written (or not) by now says what the job holds: the next cycle counts it.
+            self._held.pop(ctx.uid, None)
+            if ctx.uid in self._dispatching:
+                self._dispatching.discard(ctx.uid)
+                if self._backlog and len(self._dispatching) <= self.settings.max_dispatch_per_cycle // 2:
+                    self.wake()  # room for the due jobs that waited (not once per job: planning costs)
 
+        self._hold(ctx, held)
         self.tasks.spawn(ctx.uid, act_and_flush(), ctx.key, done)
+
+    def _hold(self, ctx: JobContext, held: Plan | None) -> None:
+        if held is not None:
+            self._held[ctx.uid] = held
+        else:
+            self._held.pop(ctx.uid, None)
 
     async def flush(self, ctx: JobContext) -> None:
         """Writes the status patch; then (only once the hub holds it) the member calls that waited
