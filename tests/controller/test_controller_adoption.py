@@ -212,3 +212,33 @@ def test_a_create_refused_before_it_was_sent_still_goes_elsewhere() -> None:
         await rig.close()
 
     asyncio.run(scenario())
+
+
+def test_a_labelled_look_alike_in_another_namespace_is_neither_adopted_nor_followed() -> None:
+    async def scenario() -> None:
+        rig = Rig(members={"eu-de": "eu-de"})
+        rig.add_job(job_body("target", regions=["eu-de"]))
+        # Someone with rights in another member namespace copies every label of the job's copy,
+        # this hub's included (it is on every member Job), before the job is dispatched.
+        forged = build_member_job(rig.job("target"), namespace="team-b", member="eu-de", region="eu-de", hub_id=HUB_ID)
+        del forged["metadata"]["finalizers"]
+        path = job_path("team-b", forged["metadata"]["name"])
+        look_alike = rig.apis["eu-de"].put(path, forged)
+        await rig.cycle()
+        status = rig.status("target")
+        assert status["phase"] == "Dispatched" and status["memberJob"]["namespace"] == NAMESPACE
+        assert creates(rig, "eu-de") == 1
+        # It changes again (its watch event now stands for the job in the operator's view) and ends.
+        finished = copy.deepcopy(rig.apis["eu-de"].objects[path])
+        finished["status"] = {"conditions": [{"type": "Failed", "status": "True"}], "failed": 1}
+        rig.apis["eu-de"].put(path, finished)
+        await rig.cycle(advance=timedelta(seconds=40))
+        assert rig.status("target")["phase"] == "Dispatched"  # the real copy has not ended
+        rig.finish_member_job("eu-de", "target")  # the job's own copy (team-a sorts first)
+        await rig.cycle(advance=timedelta(seconds=40))
+        await rig.cycle(advance=timedelta(seconds=40))
+        assert rig.status("target")["phase"] == "Succeeded"
+        assert touched(rig, "eu-de", look_alike) == [] and path in rig.apis["eu-de"].objects
+        await rig.close()
+
+    asyncio.run(scenario())

@@ -61,7 +61,7 @@ class Starter:
     async def _dispatch(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
                         view: CycleView) -> None:
         suspend = starts_suspended(decision, view.now)
-        existing = view.copy_of(ctx.uid)
+        existing = own_copy(ctx, view)
         if existing is not None and existing[0] != member.metadata.name and existing[0] in view.healthy:
             # A copy made before a crash, in another cluster than this cycle's decision: it is the
             # run (it may have started); the decision follows it rather than making a second one.
@@ -164,6 +164,18 @@ class Starter:
             return None
         return (f"namespace {ctx.namespace} has {active} active Jobs in {member.metadata.name}, its share "
                 f"(capacity.maxJobsPerNamespace) is {limit}: waiting for one to end")
+
+
+def own_copy(ctx: JobContext, view: CycleView) -> tuple[str, dict[str, Any]] | None:
+    """A copy this hub made before status recorded one (killed in between): a Job with this hub's
+    label and the job's UID label, in the member namespace of the job's own namespace. The labels
+    alone prove nothing (anyone who may create Jobs can write them); the namespace limits who could
+    have made a look-alike to those with rights in the tenant's own member namespace."""
+    for name, member in view.members.items():
+        job = view.member_jobs.get(name, {}).get(ctx.uid)
+        if job is not None and job["metadata"].get("namespace") == member.spec.member_namespace(ctx.namespace):
+            return name, job
+    return None
 
 
 def member_job_ref(member: MemberCluster, created: dict[str, Any]) -> dict[str, Any]:
