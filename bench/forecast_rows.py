@@ -38,7 +38,8 @@ SCENARIOS = ("ml", "ml-int", "nightly-2", "nightly-4", "nightly-8", "hourly-24")
 SOURCES = ("dacf", "noise:5", "week-mean", "builtin", "yesterday", "persistence")
 # (mode, source, policy) run by default: the whole-window baselines, then the operator's cycle
 CONFIGS = tuple(("whole-window", s, "none") for s in SOURCES) + (
-    ("online", "dacf", "none"), ("online", "dacf", "learned"), ("online", "persistence", "learned"))
+    ("online", "dacf", "none"), ("online", "dacf", "learned"), ("online", "persistence", "learned"),
+    ("online", "dacf", "backtested"), ("online", "persistence", "backtested"))
 HORIZON_SLOTS = 96  # the operator's horizonHours (48 h) on 30-minute slots
 
 
@@ -79,6 +80,11 @@ def conditioner_for(policy: str, source: forecasts.ForecastSource) -> online.Con
     from carbonshift.sim.policy import learned_conditioner
     if policy == "learned-solo":  # the same without blending in the built-in forecaster
         return learned_conditioner(source, blend=False)
+    if policy == "backtested":
+        from carbonshift.sim.policy import backtested_conditioner
+        return backtested_conditioner(source)
+    if policy != "learned":
+        raise ValueError(f"unknown policy {policy!r}")
     return learned_conditioner(source)
 
 

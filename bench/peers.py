@@ -119,10 +119,14 @@ def report_section(data: dict[str, Any] | None, ours: dict[str, Any] | None = No
         return f"{title}\n\nNot run in this invocation.\n"
     ours = ours if ours is not None else common.read_result("forecast_rows")
     mine: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in (ours or {}).get("rows", []):
-        if r["mode"] == "online" and r["source"] == "dacf" and r["policy"] == "learned":
+    online_dacf = [r for r in (ours or {}).get("rows", []) if r["mode"] == "online" and r["source"] == "dacf"]
+    # carbonshift's best online policy in the run: backtested when it ran, else learned
+    policy = "backtested" if any(r["policy"] == "backtested" for r in online_dacf) else "learned"
+    for r in online_dacf:
+        if r["policy"] == policy:
             mine[(r["grid"], r["scenario"])] = r
     lines, ratios, ahead = [], [], 0
+    behind: list[str] = []
     for r in data["rows"]:
         best_peer = max(r["cg_default_pct"], r["cg_best_pct"], r["lowest_window_pct"])
         m = mine.get((r["grid"], r["scenario"]))
@@ -131,6 +135,8 @@ def report_section(data: dict[str, Any] | None, ours: dict[str, Any] | None = No
         if ratio is not None:
             ratios.append(ratio)
             ahead += ours_pct >= best_peer
+            if ours_pct < best_peer:
+                behind.append(f"{r['grid']} {r['scenario']}")
         lines.append([r["grid"], r["scenario"], f"{r['oracle_savings_pct']:.2f}%", f"{r['cg_default_pct']:.2f}%",
                       f"{r['cg_best_pct']:.2f}% (≤{r['cg_best_threshold']:.0f})", f"{r['lowest_window_pct']:.2f}%",
                       "—" if ours_pct is None else f"{ours_pct:.2f}%", common.fmt(ratio)])
@@ -141,9 +147,10 @@ def report_section(data: dict[str, Any] | None, ours: dict[str, Any] | None = No
            "5th..95th percentiles in hindsight) and releases it after its maximum delay (24 h by default, capped here "
            "by the job's latest start); *lowest window* (carbon-aware-kube, GSF Carbon Aware SDK) places the job once, "
            "at submission, in the lowest-average window of the DACF forecast published by then. *carbonshift* = online, "
-           "DACF as published, learned policy (forecast_rows). Ratio = carbonshift ÷ best peer (savings).",
+           f"DACF as published, {policy} policy (forecast_rows). Ratio = carbonshift ÷ best peer (savings).",
            "- Command: `CARBONSHIFT_RESEARCH_DATA=../shared/data .venv/bin/python bench/peers.py`.",
-           f"- carbonshift at or ahead of the best peer on {ahead} of {len(ratios)} rows.", "",
+           f"- carbonshift at or ahead of the best peer on {ahead} of {len(ratios)} rows"
+           + (f"; behind on {', '.join(behind)}." if behind else "."), "",
            common.table(["grid", "scenario", "oracle", "compute-gardener default", "compute-gardener best threshold",
                          "lowest window", "carbonshift online", "ratio"], lines)]
     return "\n".join(out) + "\n"

@@ -68,6 +68,7 @@ def trace(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("forecast", "mode"), [("dacf", []), ("week-mean", ["--forecast-policy", "none"]),
+                                              ("dacf", ["--forecast-policy", "backtested"]),
                                               ("noise:5", ["--whole-window"]), ("actual", ["--whole-window"])])
 def test_simulate_with_a_forecast_never_misses_and_scores_on_actuals(
         trace: Path, capsys: pytest.CaptureFixture[str], forecast: str, mode: list[str]) -> None:
@@ -83,12 +84,15 @@ def test_simulate_with_a_forecast_never_misses_and_scores_on_actuals(
         assert result["planned_g"] == pytest.approx(result["oracle_g"])
 
 
-def test_persistence_with_the_learned_policy_is_not_worse_than_not_shifting(
-        trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("policy", ["learned", "backtested", "none"])
+def test_persistence_is_not_worse_than_not_shifting(trace: Path, capsys: pytest.CaptureFixture[str], policy: str) -> None:
+    """A flat forecast says nothing: nightly jobs stay at their preferred 01:00 start, the baseline's."""
     assert main(["simulate", "--trace", f"zone={trace}", "--workload", "nightly", "--window", "4", "--year", "2021",
-                 "--forecast", "persistence"]) == 0
+                 "--forecast", "persistence", "--forecast-policy", policy]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["planned_g"] <= result["baseline_g"] + 1e-6
+    if policy == "none":
+        assert result["planned_g"] == pytest.approx(result["baseline_g"])
 
 
 def test_a_bad_forecast_is_reported(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:

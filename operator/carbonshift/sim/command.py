@@ -79,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replan-min-improvement", type=float, default=0.05,
                         help="the operator's hysteresis: a decision changes only if the new plan emits this "
                              "fraction less (default 0.05)")
-    parser.add_argument("--forecast-policy", choices=["none", "learned"], default="learned",
+    parser.add_argument("--forecast-policy", choices=["none", "learned", "backtested"], default="learned",
                         help="learned = bias and error by lead learned from the signal's history, blended with the "
                              "built-in forecaster, uncertainty premium on moving, beyond-horizon value (default); "
-                             "none = the raw forecast (with --forecast, or --whole-window)")
+                             "none = the raw forecast; backtested = for jobs with a preferred start (nightly), "
+                             "learned or raw, whichever did better on the same decision over the last 28 days")
 
 
 def _scenario(args: argparse.Namespace, regions: tuple[str, ...], home: str) -> engine.Scenario:
@@ -206,6 +207,9 @@ def _run_forecast(args: argparse.Namespace) -> int:
         if args.forecast_policy == "learned":
             from carbonshift.sim.policy import learned_conditioner
             conditioner = learned_conditioner(source)
+        elif args.forecast_policy == "backtested":
+            from carbonshift.sim.policy import backtested_conditioner
+            conditioner = backtested_conditioner(source)
         by_region[region] = runner(trace, _workload(args, region), setup, source, conditioner)
     regions = list(by_region)
     config = {"workload": args.workload, "regions": regions, "home": regions[0], "interruptible": args.interruptible,

@@ -118,3 +118,61 @@ class LearnedConditioner(Conditioner):
 
 def learned_conditioner(source: ForecastSource, **kwargs: object) -> Conditioner:
     return LearnedConditioner(source, **kwargs)  # type: ignore[arg-type]
+
+
+class BacktestedConditioner(Conditioner):
+    """For jobs with a preferred start, the candidate policy that did best on the same decision lately.
+
+    At issue slot ``t`` a group of jobs asks for ``n`` leads with its "not shifting" run at lead
+    ``pivot`` (a preferred start, e.g. a nightly job's 01:00). Each candidate is replayed on the same
+    decision issued ``k`` days earlier (``k = 1 .. days``, only issues whose ``n`` targets are
+    measured by ``t``): the slot it would have picked among those ``n`` leads, scored on actuals
+    against the pivot slot. The candidate with the largest realised gain is used (the first on
+    ties): learned online, from the signal's own recent past, never in hindsight.
+    Jobs without a preferred start (pivot 0: the ML and hourly jobs, many of them with different
+    durations and windows in one group) get the first candidate: one replayed slot is not their
+    decision, and selecting by it lost 0.1-0.3 of the oracle on ML rows.
+    """
+
+    def __init__(self, source: ForecastSource, candidates: list[Conditioner], days: int = 28) -> None:
+        self.source, self.candidates, self.days = source, candidates, days
+        self.day = source.grid.slots_per_day
+        self.actual = source.grid.actual
+        self._cache: dict[tuple[int, int, int, int], float] = {}
+        self._series: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+    def _gain(self, c: int, s: int, n: int, pivot: int, pivot_slots: int) -> float:
+        key = (c, s, n, pivot)
+        if key not in self._cache:
+            # a lead's conditioned value does not depend on how many leads are asked for: one long series per issue
+            series_key = (c, s, pivot, pivot_slots)
+            values = self._series.get(series_key)
+            if values is None or values.shape[0] < n:
+                length = max(n, 2 * self.day)
+                values = self.candidates[c].condition(s, self.source.issue(s, length), pivot=pivot, pivot_slots=pivot_slots)
+                self._series[series_key] = values
+            head = values[:n]
+            gain = 0.0
+            if np.isfinite(head).any():
+                pick = int(np.nanargmin(head))
+                gain = float(self.actual[s + pivot] - self.actual[s + pick])
+            self._cache[key] = 0.0 if np.isnan(gain) else gain
+        return self._cache[key]
+
+    def condition(self, t: int, issued: np.ndarray, *, pivot: int = 0, pivot_slots: int = 1) -> np.ndarray:
+        n = issued.shape[0]
+        if pivot <= 0:
+            return self.candidates[0].condition(t, issued, pivot=pivot, pivot_slots=pivot_slots)
+        past = [t - k * self.day for k in range(1, self.days + 1) if t - k * self.day >= 0 and t - k * self.day + n <= t]
+        best, best_gain = 0, -np.inf
+        if past:
+            for c in range(len(self.candidates)):
+                g = sum(self._gain(c, s, n, pivot, pivot_slots) for s in past)
+                if g > best_gain + 1e-9:
+                    best, best_gain = c, g
+        return self.candidates[best].condition(t, issued, pivot=pivot, pivot_slots=pivot_slots)
+
+
+def backtested_conditioner(source: ForecastSource, days: int = 28) -> Conditioner:
+    """Per decision, the learned policy or the raw forecast, whichever did better on it over the last ``days``."""
+    return BacktestedConditioner(source, [LearnedConditioner(source), Conditioner()], days)
