@@ -56,6 +56,7 @@ class Fault:
     path_part: str
     status: int
     times: int
+    lost_answer: bool = False  # the call takes effect, then its answer is lost (a timeout after sending)
 
 
 def _selector_matches(selector: str | None, labels: dict[str, str]) -> bool:
@@ -112,6 +113,11 @@ class FakeApi:
         """The next ``times`` calls of ``method`` whose path contains ``path_part`` answer ``status``."""
         self.faults.append(Fault(method, path_part, status, times))
 
+    def lose_answer(self, method: str, path_part: str, times: int = 1) -> None:
+        """The next ``times`` real (not dry-run) calls of ``method`` whose path contains ``path_part``
+        take effect, and then the caller sees the server as unreachable (the answer never came)."""
+        self.faults.append(Fault(method, path_part, 0, times, lost_answer=True))
+
     def hold(self, method: str, path_part: str, *, dry_run: bool = False) -> asyncio.Event:
         """Calls of ``method`` whose path contains ``path_part`` are sent (recorded) but answered only
         once the returned event is set."""
@@ -156,7 +162,9 @@ class FakeApi:
         if method == "GET":
             return self._get(path, query or {})
         if method == "POST":
-            return self._post(path, body, query or {})
+            posted = self._post(path, body, query or {})
+            self._check_answer(method, path, query or {})
+            return posted
         if method == "PATCH":
             return self._patch(path, body, content_type)
         if method == "DELETE":
@@ -191,11 +199,18 @@ class FakeApi:
         if not self.reachable:
             raise KubeError(0, f"{self.name}: {method} {path}: unreachable (ClientConnectorError)")
         for fault in self.faults:
-            if fault.times > 0 and fault.method == method and fault.path_part in path:
+            if fault.times > 0 and not fault.lost_answer and fault.method == method and fault.path_part in path:
                 fault.times -= 1
                 if fault.status == 0:
                     raise KubeError(0, f"{self.name}: {method} {path}: unreachable (injected)")
                 raise KubeError(fault.status, f"{self.name}: {method} {path}: injected HTTP {fault.status}")
+
+    def _check_answer(self, method: str, path: str, query: dict[str, Any]) -> None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.lost_answer and fault.method == method and fault.path_part in path \
+                    and query.get("dryRun") != "All":
+                fault.times -= 1
+                raise KubeError(0, f"{self.name}: {method} {path}: unreachable (the answer was lost)")
 
     def _store(self, path: str, body: dict[str, Any], kind: str) -> dict[str, Any]:
         self._version += 1

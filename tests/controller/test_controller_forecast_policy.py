@@ -16,6 +16,7 @@ from controller_rig import Rig, job_body
 
 from carbonshift.controller import signalhub
 from carbonshift.controller.clock import FixedClock
+from carbonshift.controller.paths import member_cluster_path
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import SignalHub
 from carbonshift.signals import GuardedProvider, Series, SeriesKind
@@ -108,6 +109,10 @@ def test_a_bias_learned_from_the_providers_own_record_stops_a_pointless_delay(mo
         assert parse_iso(decision["start"]) == rig.clock.now()
         reason = learned_reason(rig, "report")
         assert "bias-corrected by up to -50 g/kWh (0 h ahead; learned from 7 days of its forecasts)" in reason
+        # the MemberCluster says the same about its signal, job or not
+        member = rig.hub.objects[member_cluster_path("eu-de")]["status"]
+        fresh = next(c for c in member["conditions"] if c["type"] == "SignalsStale")
+        assert fresh["message"].startswith("forecast from fake:grid; fake:grid's forecast bias-corrected by up to -50")
         await rig.close()
 
     asyncio.run(scenario())

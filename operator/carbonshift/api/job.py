@@ -127,6 +127,8 @@ class JobReason(enum.StrEnum):
     # Dispatched
     DISPATCHED = "Dispatched"
     DISPATCH_FAILED = "DispatchFailed"
+    # A create was sent and its answer lost (unreachable, timeout, 5xx): the Job may exist there.
+    DISPATCH_UNCONFIRMED = "DispatchUnconfirmed"
     NAMESPACE_SHARE_FULL = "NamespaceShareFull"
     MEMBER_NAMESPACE_MISSING = "MemberNamespaceMissing"
     MEMBER_NAMESPACE_NOT_READY = "MemberNamespaceNotReady"

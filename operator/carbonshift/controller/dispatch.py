@@ -30,6 +30,10 @@ class Refused(Exception):
         self.retry_s = retry_s  # when to ask the member again
 
 
+class Unconfirmed(KubeError):
+    """A create was sent and no answer came (unreachable, a timeout, a 5xx): the Job may exist."""
+
+
 def pod_security_labels(level: str) -> dict[str, str]:
     """The admin's Pod Security level, enforced (and warned, audited) on a namespace we create."""
     labels = {}
@@ -113,6 +117,8 @@ async def create(api: KubeApi, cluster: str, manifest: dict[str, Any], uid: str,
     try:
         return await api.request("POST", job_path(namespace), manifest)  # type: ignore[no-any-return]
     except KubeError as exc:
+        if exc.unreachable or exc.status >= 500:
+            raise Unconfirmed(exc.status, str(exc)) from exc
         if not exc.conflict:
             raise
     existing = await api.get(job_path(namespace, name))
@@ -122,11 +128,16 @@ async def create(api: KubeApi, cluster: str, manifest: dict[str, Any], uid: str,
     return existing  # type: ignore[no-any-return]
 
 
-async def fetch(api: KubeApi, namespace: str, name: str, uid: str, hub_id: str) -> dict[str, Any] | None:
+async def fetch(api: KubeApi, namespace: str, name: str, uid: str, hub_id: str,
+                member_uid: str | None) -> dict[str, Any] | None:
     """The Job as the member has it now, if it is this hub's copy of this job (else None).
 
-    A copy made by an earlier version (no hub label, no finalizer) is adopted: both are added,
-    so a job running across an upgrade is followed, not reported lost.
+    ``member_uid`` is the copy's own UID as the hub's status recorded it: only the operator writes
+    status, and only the member's API server gives UIDs, so a Job with another UID at that name is
+    someone else's, whatever its labels say. A copy made by a version before the hub label (no hub
+    label, no finalizer) is adopted only on that record: both are added (the patch names the UID,
+    which the API server refuses to change, so it lands on that Job or fails), and a job running
+    across an upgrade is followed, not reported lost.
     """
     try:
         job = await api.get(job_path(namespace, name))
@@ -134,12 +145,18 @@ async def fetch(api: KubeApi, namespace: str, name: str, uid: str, hub_id: str) 
         if exc.not_found:
             return None
         raise
-    labels = job["metadata"].get("labels") or {}
+    meta = job["metadata"]
+    labels = meta.get("labels") or {}
     if labels.get(LABEL_JOB_UID) != uid or labels.get(LABEL_HUB, hub_id) != hub_id:
         return None
+    if member_uid is not None and meta.get("uid") != member_uid:
+        return None  # not the copy the hub recorded (that one is gone): a look-alike
     if LABEL_HUB not in labels:
+        if member_uid is None:
+            return None  # nothing proves it is ours
         job = await api.request("PATCH", job_path(namespace, name),
-                                {"metadata": {"labels": {LABEL_HUB: hub_id}, "finalizers": [FINALIZER_RECORD]}},
+                                {"metadata": {"labels": {LABEL_HUB: hub_id}, "finalizers": [FINALIZER_RECORD],
+                                              "uid": member_uid}},
                                 content_type="application/strategic-merge-patch+json")
     return job  # type: ignore[no-any-return]
 

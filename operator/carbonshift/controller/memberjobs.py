@@ -64,6 +64,11 @@ class MemberJobs:
         for cache in self._caches.values():
             cache.forget(uid)
 
+    def holding(self, uid: str) -> list[str]:
+        """Members whose view holds a copy of job ``uid``, seen or made by this process (also
+        members out of reach now: what was last known of them)."""
+        return [name for name, cache in self._caches.items() if uid in cache.jobs]
+
     def active_of_namespace(self, member: MemberCluster, namespace: str, *, besides: str) -> int | None:
         """Active (not finished) Jobs of hub namespace ``namespace`` in ``member``, other than job
         ``besides``; None when the member is not watched. The live view (it holds our own creations
@@ -103,9 +108,10 @@ class MemberJobs:
         self.metrics.dispatch_errors.labels(cluster=member.metadata.name, operation=operation).inc()
 
     async def fetch(self, member: MemberCluster, ref: dict[str, Any], uid: str) -> dict[str, Any] | None:
-        """The member's answer about a copy its watch does not show (it may not have shown it yet)."""
+        """The member's answer about the copy ``ref`` (``status.memberJob``) names, which its watch does
+        not show (it may not have shown it yet, or it predates the hub label)."""
         api = await self.registry.api(member)
-        found = await dispatch.fetch(api, ref["namespace"], ref["name"], uid, self.hub_id)
+        found = await dispatch.fetch(api, ref["namespace"], ref["name"], uid, self.hub_id, ref.get("uid"))
         self._record(member, found)
         return found
 

@@ -32,6 +32,22 @@ PHASE_OF_PROGRESS = {JobPhase.RUNNING: JobPhase.RUNNING, JobPhase.PENDING: JobPh
                      JobPhase.SUSPENDED: JobPhase.SUSPENDED}
 
 
+def recorded_or_own(ctx: JobContext, view: CycleView, cluster: str) -> dict[str, Any] | None:
+    """The job's copy in ``cluster`` as its watched view shows it: the one status records (by its
+    member UID), or, where status records none there (moved, or not recorded yet), one in the
+    member namespace of the job's own namespace. A look-alike elsewhere (labels can be copied)
+    is neither followed nor deleted; a look-alike standing in for the recorded copy is not it (the
+    recorded one is then looked up by name)."""
+    job = view.member_jobs.get(cluster, {}).get(ctx.uid)
+    member = view.members.get(cluster)
+    if job is None or member is None:
+        return None
+    ref = ctx.current("memberJob") or {}
+    if ref.get("cluster") == cluster and ref.get("uid"):
+        return job if job["metadata"].get("uid") == ref["uid"] else None
+    return job if job["metadata"].get("namespace") == member.spec.member_namespace(ctx.namespace) else None
+
+
 class Follower:
     def __init__(self, member_jobs: MemberJobs, finisher: Finisher, clock: Clock, settings: OperatorSettings,
                  flush: Callable[[JobContext], Awaitable[None]]) -> None:
@@ -50,9 +66,9 @@ class Follower:
         ref = ctx.current("memberJob")
         decision = ctx.current("decision") or {}
         target = decision.get("cluster") or ref["cluster"]
-        for name, jobs in view.member_jobs.items():  # a copy outside the decided cluster: left from a relocation
-            if name != target and ctx.uid in jobs:
-                await self.member_jobs.delete(view.healthy[name], jobs[ctx.uid], ctx.uid)
+        for name in view.member_jobs:  # a copy outside the decided cluster: left from a relocation
+            if name != target and (left := recorded_or_own(ctx, view, name)) is not None:
+                await self.member_jobs.delete(view.healthy[name], left, ctx.uid)
         member = view.healthy.get(target)
         if member is None:
             reason = JobReason.MEMBER_UNREACHABLE if target in view.members else JobReason.MEMBER_MISSING
@@ -62,7 +78,7 @@ class Follower:
         if ctx.condition_of(JobConditionType.MEMBER_REACHABLE):
             ctx.condition(JobConditionType.MEMBER_REACHABLE, True, JobReason.MEMBER_REACHABLE,
                           f"cluster {target} is reachable", view.now)
-        member_job = view.member_jobs.get(target, {}).get(ctx.uid)
+        member_job = recorded_or_own(ctx, view, target)
         if member_job is None and ref["cluster"] != target:
             await self._create_relocated(ctx, member, decision, view)  # status already names the new cluster
             return

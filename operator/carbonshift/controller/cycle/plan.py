@@ -17,6 +17,7 @@ import numpy as np
 
 from carbonshift.api import JobConditionType, JobPhase, JobReason, SignalFallback
 from carbonshift.controller.cycle.context import CycleView, JobContext
+from carbonshift.controller.cycle.unconfirmed import unconfirmed_cluster
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.status import same_decision, with_decision
@@ -177,6 +178,8 @@ def mark_staleness(contexts: list[JobContext], view: CycleView, max_age: timedel
 
 def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings: OperatorSettings) -> None:
     """Hysteresis: keep the current decision unless the new plan is clearly better or it must change."""
+    if unconfirmed_cluster(ctx, view) is not None:
+        return  # a create sent there may have made the Job: kept until that cluster is looked at
     now = view.now
     old = ctx.current("decision")
     # A deadline that cannot be met any more is no reason to wait: run now, best effort, and say so.

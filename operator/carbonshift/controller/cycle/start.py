@@ -16,7 +16,8 @@ from carbonshift.api import JobConditionType, JobPhase, JobReason, MemberCluster
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.cycle.context import CycleView, JobContext
 from carbonshift.controller.cycle.timing import starts_suspended
-from carbonshift.controller.dispatch import Refused
+from carbonshift.controller.cycle.unconfirmed import unconfirmed_cluster, waiting_message
+from carbonshift.controller.dispatch import Refused, Unconfirmed
 from carbonshift.controller.kube import KubeError
 from carbonshift.controller.memberjobs import MemberJobs
 from carbonshift.controller.members import MemberRegistry
@@ -32,10 +33,13 @@ class Starter:
         self.clock = clock
         self._retry_after: dict[str, float] = {}  # job uid -> monotonic time the member may be asked again
         self._creating: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
+        self._unconfirmed: dict[str, str] = {}  # job uid -> member a create went to without an answer
 
     def forget_except(self, live: set[str]) -> None:
         for uid in set(self._retry_after) - live:
             del self._retry_after[uid]
+        for uid in set(self._unconfirmed) - live:
+            del self._unconfirmed[uid]
 
     async def start(self, ctx: JobContext, view: CycleView) -> None:
         decision = ctx.current("decision")
@@ -46,6 +50,9 @@ class Starter:
                 ctx.set(phase=JobPhase.WAITING)
             return
         if not view.usable(decision["cluster"], ctx.namespace):
+            if unconfirmed_cluster(ctx, view) == decision["cluster"]:
+                self._wait_for(ctx, decision["cluster"], view.now)
+                return
             ctx.set(phase=JobPhase.WAITING, message=f"cluster {decision['cluster']} is unreachable or not open to "
                                                     "this namespace; re-planning")
             return
@@ -54,12 +61,16 @@ class Starter:
     async def _dispatch(self, ctx: JobContext, member: MemberCluster, decision: dict[str, Any],
                         view: CycleView) -> None:
         suspend = starts_suspended(decision, view.now)
-        existing = view.copy_of(ctx.uid)
+        existing = own_copy(ctx, view)
         if existing is not None and existing[0] != member.metadata.name and existing[0] in view.healthy:
             # A copy made before a crash, in another cluster than this cycle's decision: it is the
             # run (it may have started); the decision follows it rather than making a second one.
             member = view.healthy[existing[0]]
             ctx.set(decision={**decision, "cluster": member.metadata.name, "region": member.spec.region})
+        unseen = self._unseen_copy(ctx, view, exclude=str(member.metadata.name))
+        if existing is None and unseen is not None:
+            self._wait_for(ctx, unseen, view.now)  # never a second copy while one may run out of sight
+            return
         try:
             if existing is not None and existing[0] == member.metadata.name:
                 created = existing[1]
@@ -84,6 +95,7 @@ class Starter:
             self._failed(ctx, member, exc, view.now)
             return
         self._retry_after.pop(ctx.uid, None)
+        self._unconfirmed.pop(ctx.uid, None)
         self.metrics.dispatches.labels(cluster=member.metadata.name).inc()
         meta = created["metadata"]
         ctx.set(phase=JobPhase.SUSPENDED if suspend else JobPhase.DISPATCHED,
@@ -106,12 +118,39 @@ class Starter:
     def _failed(self, ctx: JobContext, member: MemberCluster, exc: KubeError, now: datetime) -> None:
         self.member_jobs.failed(member, "create")
         message = f"dispatch to {member.metadata.name} failed: {exc}"
+        reason = JobReason.DISPATCH_FAILED
+        if isinstance(exc, Unconfirmed):
+            # Recorded in status with the decision naming the cluster (``unconfirmed``), and here
+            # in case that write fails too.
+            self._unconfirmed[ctx.uid] = str(member.metadata.name)
+            reason = JobReason.DISPATCH_UNCONFIRMED
+            message = f"{waiting_message(str(member.metadata.name))} ({exc})"
         if ctx.status.get("message") != message:  # one Event per new failure, not one per cycle
-            ctx.event(JobReason.DISPATCH_FAILED, str(exc), warning=True)
+            ctx.event(reason, str(exc), warning=True)
         ctx.set(phase=JobPhase.WAITING, message=message)  # never left without a phase
-        ctx.condition(JobConditionType.DISPATCHED, False, JobReason.DISPATCH_FAILED, str(exc), now)
+        ctx.condition(JobConditionType.DISPATCHED, False, reason, str(exc), now)
         if exc.unreachable:
             self.registry.mark_unreachable(str(member.metadata.name), str(exc))
+
+    def _unseen_copy(self, ctx: JobContext, view: CycleView, *, exclude: str) -> str | None:
+        """A member other than ``exclude`` that may hold a copy of the job although its Jobs are not
+        seen this cycle: a create went there without an answer, or this process made a copy there
+        whose status write did not happen (its view still holds it)."""
+        if self._unconfirmed.get(ctx.uid) in view.member_jobs:
+            del self._unconfirmed[ctx.uid]  # looked at: a copy there is adopted, else none was made
+        suspects = set(self.member_jobs.holding(ctx.uid))
+        if ctx.uid in self._unconfirmed:
+            suspects.add(self._unconfirmed[ctx.uid])
+        if (cluster := unconfirmed_cluster(ctx, view)) is not None:
+            suspects.add(cluster)
+        return next((name for name in sorted(suspects)
+                     if name != exclude and name in view.members and name not in view.member_jobs), None)
+
+    def _wait_for(self, ctx: JobContext, cluster: str, now: datetime) -> None:
+        message = waiting_message(cluster)
+        ctx.set(phase=JobPhase.WAITING, message=message)
+        if ctx.condition_of(JobConditionType.DISPATCHED).get("reason") != JobReason.DISPATCH_UNCONFIRMED:
+            ctx.condition(JobConditionType.DISPATCHED, False, JobReason.DISPATCH_UNCONFIRMED, message, now)
 
     def _namespace_full(self, ctx: JobContext, member: MemberCluster) -> str | None:
         """The admin's fair share: at most maxJobsPerNamespace active Jobs of one hub namespace."""
@@ -125,6 +164,18 @@ class Starter:
             return None
         return (f"namespace {ctx.namespace} has {active} active Jobs in {member.metadata.name}, its share "
                 f"(capacity.maxJobsPerNamespace) is {limit}: waiting for one to end")
+
+
+def own_copy(ctx: JobContext, view: CycleView) -> tuple[str, dict[str, Any]] | None:
+    """A copy this hub made before status recorded one (killed in between): a Job with this hub's
+    label and the job's UID label, in the member namespace of the job's own namespace. The labels
+    alone prove nothing (anyone who may create Jobs can write them); the namespace limits who could
+    have made a look-alike to those with rights in the tenant's own member namespace."""
+    for name, member in view.members.items():
+        job = view.member_jobs.get(name, {}).get(ctx.uid)
+        if job is not None and job["metadata"].get("namespace") == member.spec.member_namespace(ctx.namespace):
+            return name, job
+    return None
 
 
 def member_job_ref(member: MemberCluster, created: dict[str, Any]) -> dict[str, Any]:
