@@ -6,6 +6,6 @@ D="${CARBONSHIFT_RESEARCH_DATA:-../shared/data}/lets-wait-awhile"
 for country in ger gb; do
   for flag in "" "--interruptible"; do
     .venv/bin/carbonshift simulate --trace "$country=$D/${country}_ci.csv" --workload ml \
-      --forecast-error 0.05 $flag "$@"
+      --whole-window --forecast-error 0.05 $flag "$@"
   done
 done

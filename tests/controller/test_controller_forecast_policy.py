@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from controller_fakes import T0
 from controller_rig import Rig, job_body
 
 from carbonshift.controller import signalhub
 from carbonshift.controller.clock import FixedClock
+from carbonshift.controller.paths import member_cluster_path
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import SignalHub
 from carbonshift.signals import GuardedProvider, Series, SeriesKind
@@ -33,7 +35,9 @@ class FakeGrid:
     actual: Callable[[datetime], float]
     bias: Callable[[int], float]
     horizon_h: int = 24
+    first_lead: int = 0  # 1: the forecast starts at the next hour (the current one is only measured)
     source: str = "fake:grid"
+    history_calls: int = 0
 
     def _hour(self) -> datetime:
         return self.now().replace(minute=0, second=0, microsecond=0)
@@ -47,9 +51,10 @@ class FakeGrid:
     async def forecast(self, horizon: timedelta) -> Series:
         first = self._hour()
         return self._series([(first + k * HOUR, self.actual(first + k * HOUR) + self.bias(k))
-                             for k in range(self.horizon_h)], SeriesKind.FORECAST)
+                             for k in range(self.first_lead, self.horizon_h)], SeriesKind.FORECAST)
 
     async def history(self, start: datetime, end: datetime) -> Series:
+        self.history_calls += 1
         first = start.replace(minute=0, second=0, microsecond=0) + HOUR
         last = min(end, self._hour())
         count = max(0, int((last - first) / HOUR))
@@ -60,11 +65,13 @@ class FakeGrid:
         return None
 
 
-def hub_over(grid: Callable[[FixedClock], FakeGrid], monkeypatch: pytest.MonkeyPatch
-             ) -> Callable[[FixedClock, OperatorSettings], SignalHub]:
+def hub_over(grid: Callable[[FixedClock], FakeGrid], monkeypatch: pytest.MonkeyPatch,
+             built: list[FakeGrid] | None = None) -> Callable[[FixedClock, OperatorSettings], SignalHub]:
     """The operator's SignalHub, its providers built on the fake grid (behind the real GuardedProvider)."""
     def build(clock: FixedClock, settings: OperatorSettings) -> SignalHub:
         fake = grid(clock)
+        if built is not None:
+            built.append(fake)
         monkeypatch.setattr(signalhub, "build_provider", lambda config, **_: GuardedProvider(fake, now=clock.now))
         return SignalHub(now=clock.now, secrets=None, slot=settings.slot, horizon=settings.horizon,
                          forecast_policy=settings.forecast_policy)
@@ -96,6 +103,10 @@ def high_first_hours(lead: int) -> float:
     return 50.0 if lead < 4 else 0.0  # the provider over-forecasts the next four hours by 50 g/kWh
 
 
+def low_everywhere(lead: int) -> float:
+    return -50.0  # the provider under-forecasts every hour ahead by 50 g/kWh
+
+
 def test_a_bias_learned_from_the_providers_own_record_stops_a_pointless_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> None:
         grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
@@ -108,6 +119,10 @@ def test_a_bias_learned_from_the_providers_own_record_stops_a_pointless_delay(mo
         assert parse_iso(decision["start"]) == rig.clock.now()
         reason = learned_reason(rig, "report")
         assert "bias-corrected by up to -50 g/kWh (0 h ahead; learned from 7 days of its forecasts)" in reason
+        # the MemberCluster says the same about its signal, job or not
+        member = rig.hub.objects[member_cluster_path("eu-de")]["status"]
+        fresh = next(c for c in member["conditions"] if c["type"] == "SignalsStale")
+        assert fresh["message"].startswith("forecast from fake:grid; fake:grid's forecast bias-corrected by up to -50")
         await rig.close()
 
     asyncio.run(scenario())
@@ -135,14 +150,48 @@ def test_without_a_record_the_biased_forecast_still_moves_the_job(policy: str,
     asyncio.run(scenario())
 
 
-def test_raw_ignores_the_record_too(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_a_forecast_low_at_every_hour_ahead_delays_only_until_its_bias_is_learned(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured now: 300; forecast from the next hour on: 250, but the grid stays at 300."""
     async def scenario() -> None:
-        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, low_everywhere, first_lead=1), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy)
+        await record_days(rig, 8)
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        start = parse_iso(rig.status("report")["decision"]["start"])
+        assert (start > rig.clock.now()) == (policy == "raw")  # raw waits for the "cheaper" next hour
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_raw_ignores_the_record_too_and_never_asks_for_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grids: list[FakeGrid] = []
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch, grids)
         rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy="raw")
         await record_days(rig, 8)
         submit(rig, "report", max_delay="6h")
         await rig.cycle()
         assert parse_iso(rig.status("report")["decision"]["start"]) == rig.clock.now() + 4 * HOUR
+        assert grids[0].history_calls == 0
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_learned_asks_for_history_once_an_hour_however_often_it_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grids: list[FakeGrid] = []
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch, grids)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid)
+        for _ in range(24):  # two hours of 5-minute cycles, a job waiting all along
+            await rig.cycle(advance=timedelta(minutes=5))
+            if rig.clock.now() == T0 + timedelta(minutes=5):
+                submit(rig, "report", max_delay="6h")
+        assert grids[0].history_calls == 2
         await rig.close()
 
     asyncio.run(scenario())

@@ -41,6 +41,9 @@ def test_job_is_delayed_to_a_greener_window_then_runs_there(operator, hub, make_
     decision = status["decision"]
     assert status["phase"] == "Waiting"
     assert "DelayedToGreenerWindow" in reasons(status)
+    # forecastPolicy learned (default): the decision says what the trace's forecast went through
+    learned = [r["message"] for r in decision["reasons"] if r["code"] == "LearnedForecast"]
+    assert learned and learned[0].startswith("eu-de: ") and "bias-corrected" in learned[0]
     assert parse_time(decision["start"]) > parse_time(decision["decidedAt"]) + timedelta(hours=1)
     assert decision["expectedGrams"] < decision["baselineGrams"]
     assert condition(status, "Scheduled")["status"] == "True"

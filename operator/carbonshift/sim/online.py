@@ -7,7 +7,7 @@ actuals with ``engine``'s baseline and oracle:
 
 - ``whole_window``: each job planned once at submission, on the forecast issued then (the papers'
   mode, kept for comparison with them);
-- ``online`` (``simulate``'s default with ``--forecast``): every slot, every waiting job is
+- ``online`` (``carbonshift simulate``'s default): every slot, every waiting job is
   re-planned on the forecast issued at that slot; the operator's hysteresis keeps a decision unless
   the new plan emits ``replan_min_improvement`` less (``controller.cycle``); a job starts when
   its decided start comes. An interruptible job is committed to its decided slots when its first
@@ -54,6 +54,7 @@ class Setup:
     options: PlannerOptions = PlannerOptions()
     power_w: float = 1000.0
     replan_min_improvement: float = 0.05
+    bound: bool = True  # report ``bound_g``, engine's lower bound on any placement's emissions
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _prepare(trace: Trace, workload: Sequence[SimJob], setup: Setup) -> tuple[li
     """The jobs ``engine.run`` scores, and its baseline and oracle (the yardstick of every mode)."""
     scenario = engine.Scenario(regions=(setup.region,), home=setup.region, interruptible=setup.interruptible,
                                options=setup.options, power_w=setup.power_w)
-    reference = engine.run(trace, workload, scenario)
+    reference = engine.run(trace, workload, scenario, bound=setup.bound)
     start = trace.frame.index[0].to_pydatetime()
     end = trace.frame.index[-1].to_pydatetime() + trace.step.to_pytimedelta()
     usable = [j for j in workload if j.submit_at >= start and j.deadline <= end]

@@ -65,10 +65,11 @@ class MemberStatus:
                 desired["signal"] = {"intensity": round(reading.current_g_per_kwh, 2),
                                      "observedAt": to_iso(reading.observed_at), "source": reading.source[:64]}
             stale = reading.error is not None
+            seen = f"{reading.kind} from {reading.source}"  # and what the learned forecast policy made of it
+            seen = f"{seen}; {reading.conditioning}" if reading.conditioning else seen
             desired["conditions"] = with_condition(desired["conditions"], MemberConditionType.SIGNALS_STALE, stale,
                                                    MemberReason.PROVIDER_ERROR if stale else MemberReason.FRESH,
-                                                   reading.error or f"{reading.kind} from {reading.source}", now,
-                                                   generation)
+                                                   reading.error or seen, now, generation)
         last_seen = status.get("lastSeen")
         if ready and (not last_seen or now - parse_iso(last_seen) > LAST_SEEN_RESOLUTION):
             desired["lastSeen"] = to_iso(now.replace(microsecond=0))
