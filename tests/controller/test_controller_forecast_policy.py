@@ -312,3 +312,28 @@ def test_a_long_slack_job_waits_past_the_horizon_for_a_night_history_promises_an
         await rig.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_interruptible_work_with_days_of_slack_is_split_over_nights_past_the_horizon(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """12 h of interruptible work, 5 days of slack, nights of 4 cheap hours: learned runs it in
+    three nights, the third past horizonHours (48 h); raw knows only the provider's 24 h, one
+    night, and starts at once to finish the rest by day."""
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, nightly_low, lambda lead: 0.0), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy, defaults={"maxDelay": "168h"})
+        await record_days(rig, 8)
+        rig.clock.advance(6 * HOUR)  # 06:00
+        submit(rig, "train", duration="12h", max_delay="120h", interruptible=True)
+        await rig.cycle()
+        now = rig.clock.now()
+        slots = [(parse_iso(s["start"]), parse_iso(s["end"])) for s in rig.status("train")["decision"]["slots"]]
+        if policy == "raw":
+            assert slots[0][0] == now
+        else:
+            assert slots == [(now + (20 + 24 * day) * HOUR, now + (24 + 24 * day) * HOUR) for day in range(3)]
+            assert slots[-1][0] > now + 48 * HOUR
+        await rig.close()
+
+    asyncio.run(scenario())
