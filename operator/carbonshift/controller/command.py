@@ -191,7 +191,8 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
         hub=hub,
         registry=registry,
         signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon,
-                          data_dir=settings.data_dir, forecast_policy=settings.forecast_policy),
+                          data_dir=settings.data_dir, forecast_policy=settings.forecast_policy,
+                          max_horizon=settings.planning_horizon),
         clock=clock, settings=settings, metrics=metrics,
     )
 

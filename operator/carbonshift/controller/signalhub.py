@@ -104,6 +104,14 @@ def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, 
         return intensity, None
 
 
+def _past_horizon_known(intensity: np.ndarray, n: int) -> np.ndarray:
+    """The grid cut after its last known value, never shorter than ``n`` (the horizon): past the
+    horizon only hours the learned policy valued (from history) are planned on; a region without
+    that history keeps the horizon's grid, where the core still plans a job longer than it."""
+    known = np.flatnonzero(~np.isnan(intensity[n:]))
+    return intensity[: n + (int(known[-1]) + 1 if known.size else 0)]
+
+
 @dataclass
 class SignalHub:
     now: Callable[[], datetime]
@@ -112,6 +120,9 @@ class SignalHub:
     horizon: timedelta
     data_dir: Path | None = None  # the admin's folder of trace files (operator setting dataDir)
     forecast_policy: str = "learned"  # operator setting forecastPolicy: learned | raw
+    # learned: how far past ``horizon`` the grid may reach where history values the hours (setting
+    # maxPlanningHorizonHours); None: the grid ends at ``horizon``.
+    max_horizon: timedelta | None = None
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
     # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
     _closing: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -185,6 +196,12 @@ class SignalHub:
     def n_slots(self) -> int:
         return int(self.horizon / self.slot)
 
+    def _grid_slots(self, entry: _MemberSignals) -> int:
+        """Slots read for a region: past ``horizon`` only when its forecast is conditioned (learned)."""
+        if entry.conditioner is None or self.max_horizon is None:
+            return self.n_slots
+        return max(self.n_slots, int(self.max_horizon / self.slot))
+
     async def read(self, member: MemberCluster, start: datetime) -> RegionReading:
         """The member's signals on the grid from ``start``; never raises for a provider problem.
 
@@ -223,10 +240,12 @@ class SignalHub:
                                           "(still waiting for it)")
             fetched, entry.pending = entry.pending, None
             current, forecast, history = fetched.result()
-            intensity = to_slots([current, forecast], start, self.slot, n)
+            grid = self._grid_slots(entry)
+            intensity = to_slots([current, forecast], start, self.slot, grid)
             intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
-                                                   self.horizon)
-            solar, battery = await self._energy(entry, start, n)
+                                                   grid * self.slot)
+            intensity = _past_horizon_known(intensity, n)
+            solar, battery = await self._energy(entry, start, intensity.shape[0])
             reading = RegionReading(
                 region=spec.region, member=name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
@@ -242,10 +261,10 @@ class SignalHub:
                 # Re-grid the last good forecast; slots beyond it are unknown (NaN).
                 shift = int(round((start - last.signals.start) / self.slot))
                 old = last.signals.intensity_g_per_kwh
-                intensity = np.full(n, np.nan)
+                intensity = np.full(max(n, len(old) - shift), np.nan)  # (hours valued from history kept)
                 if 0 <= shift < len(old):
                     kept = old[shift:]
-                    intensity[: len(kept)] = kept[:n]
+                    intensity[: len(kept)] = kept
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc),
