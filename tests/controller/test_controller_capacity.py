@@ -106,3 +106,31 @@ def assert_not_placed(rig: Rig, name: str) -> None:
     assert (status["phase"], scheduled["status"]) == ("Waiting", "False"), status
     assert scheduled["reason"] in ("NoCapacity", "DeadlineUnmeetable")
     assert "decision" not in status and "memberJob" not in status
+
+
+def test_a_running_job_with_writes_in_flight_keeps_its_place() -> None:
+    async def scenario() -> None:
+        rig = one_slot_cluster()
+        rig.add_job(job_body("first", regions=["ca-one"], max_delay="1m", duration="2h"))
+        await rig.cycle()
+        assert rig.status("first")["phase"] == "Dispatched"
+        # Its pods start; the status write that says so is slow to be answered.
+        job = rig.member_job("ca-one", "first")
+        assert job is not None
+        path = f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs/{job['metadata']['name']}"
+        rig.apis["ca-one"].put(path, {**job, "status": {"active": 1, "startTime": "2022-06-01T00:00:05Z"}})
+        written = rig.hub.hold("PATCH", "/carbonawarejobs/first/status")
+        before = len(rig.hub.writes("PATCH", "/carbonawarejobs/first/status"))
+        await rig.scheduler.cycle()
+        await until(lambda: len(rig.hub.writes("PATCH", "/carbonawarejobs/first/status")) > before,
+                    "first's status write is sent")
+        rig.add_job(job_body("second", regions=["ca-one"], max_delay="1m", duration="2h"))
+        await rig.scheduler.cycle()  # planned while first's write is in flight
+        await planned(rig, "second")
+        assert creates(rig) == 1, "second was sent to the full cluster"
+        assert_not_placed(rig, "second")
+        written.set()
+        await rig.scheduler.settle()
+        await rig.close()
+
+    asyncio.run(scenario())

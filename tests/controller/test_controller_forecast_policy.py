@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from controller_fakes import T0
 from controller_rig import Rig, job_body
 
 from carbonshift.controller import signalhub
@@ -34,7 +35,9 @@ class FakeGrid:
     actual: Callable[[datetime], float]
     bias: Callable[[int], float]
     horizon_h: int = 24
+    first_lead: int = 0  # 1: the forecast starts at the next hour (the current one is only measured)
     source: str = "fake:grid"
+    history_calls: int = 0
 
     def _hour(self) -> datetime:
         return self.now().replace(minute=0, second=0, microsecond=0)
@@ -48,9 +51,10 @@ class FakeGrid:
     async def forecast(self, horizon: timedelta) -> Series:
         first = self._hour()
         return self._series([(first + k * HOUR, self.actual(first + k * HOUR) + self.bias(k))
-                             for k in range(self.horizon_h)], SeriesKind.FORECAST)
+                             for k in range(self.first_lead, self.horizon_h)], SeriesKind.FORECAST)
 
     async def history(self, start: datetime, end: datetime) -> Series:
+        self.history_calls += 1
         first = start.replace(minute=0, second=0, microsecond=0) + HOUR
         last = min(end, self._hour())
         count = max(0, int((last - first) / HOUR))
@@ -61,14 +65,16 @@ class FakeGrid:
         return None
 
 
-def hub_over(grid: Callable[[FixedClock], FakeGrid], monkeypatch: pytest.MonkeyPatch
-             ) -> Callable[[FixedClock, OperatorSettings], SignalHub]:
+def hub_over(grid: Callable[[FixedClock], FakeGrid], monkeypatch: pytest.MonkeyPatch,
+             built: list[FakeGrid] | None = None) -> Callable[[FixedClock, OperatorSettings], SignalHub]:
     """The operator's SignalHub, its providers built on the fake grid (behind the real GuardedProvider)."""
     def build(clock: FixedClock, settings: OperatorSettings) -> SignalHub:
         fake = grid(clock)
+        if built is not None:
+            built.append(fake)
         monkeypatch.setattr(signalhub, "build_provider", lambda config, **_: GuardedProvider(fake, now=clock.now))
         return SignalHub(now=clock.now, secrets=None, slot=settings.slot, horizon=settings.horizon,
-                         forecast_policy=settings.forecast_policy)
+                         forecast_policy=settings.forecast_policy, max_horizon=settings.planning_horizon)
     return build
 
 
@@ -95,6 +101,10 @@ def flat(_: datetime) -> float:
 
 def high_first_hours(lead: int) -> float:
     return 50.0 if lead < 4 else 0.0  # the provider over-forecasts the next four hours by 50 g/kWh
+
+
+def low_everywhere(lead: int) -> float:
+    return -50.0  # the provider under-forecasts every hour ahead by 50 g/kWh
 
 
 def test_a_bias_learned_from_the_providers_own_record_stops_a_pointless_delay(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,14 +150,48 @@ def test_without_a_record_the_biased_forecast_still_moves_the_job(policy: str,
     asyncio.run(scenario())
 
 
-def test_raw_ignores_the_record_too(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_a_forecast_low_at_every_hour_ahead_delays_only_until_its_bias_is_learned(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured now: 300; forecast from the next hour on: 250, but the grid stays at 300."""
     async def scenario() -> None:
-        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch)
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, low_everywhere, first_lead=1), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy)
+        await record_days(rig, 8)
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        start = parse_iso(rig.status("report")["decision"]["start"])
+        assert (start > rig.clock.now()) == (policy == "raw")  # raw waits for the "cheaper" next hour
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_raw_ignores_the_record_too_and_never_asks_for_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grids: list[FakeGrid] = []
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch, grids)
         rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy="raw")
         await record_days(rig, 8)
         submit(rig, "report", max_delay="6h")
         await rig.cycle()
         assert parse_iso(rig.status("report")["decision"]["start"]) == rig.clock.now() + 4 * HOUR
+        assert grids[0].history_calls == 0
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_learned_asks_for_history_once_an_hour_however_often_it_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        grids: list[FakeGrid] = []
+        grid = hub_over(lambda clock: FakeGrid(clock.now, flat, high_first_hours), monkeypatch, grids)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid)
+        for _ in range(24):  # two hours of 5-minute cycles, a job waiting all along
+            await rig.cycle(advance=timedelta(minutes=5))
+            if rig.clock.now() == T0 + timedelta(minutes=5):
+                submit(rig, "report", max_delay="6h")
+        assert grids[0].history_calls == 2
         await rig.close()
 
     asyncio.run(scenario())
@@ -181,6 +225,115 @@ def test_a_job_longer_than_the_providers_horizon_is_planned_into_the_nights_hist
             # from 02:00 tomorrow: all of tomorrow's night and part of the next, rather than one night
             assert now + 20 * HOUR <= start <= now + 22 * HOUR
             assert "valued from the built-in forecast" in learned_reason(rig, "train")
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_a_job_longer_than_horizon_hours_is_planned_on_history_past_it(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 h of work, horizonHours 48: no window of it fits in the operator's horizon (nor in the
+    provider's 24 h forecast). learned plans it on a grid reaching its deadline, the hours past
+    the horizon valued from history; raw finds no window, as before."""
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, nightly_low, lambda lead: 0.0), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy)
+        await record_days(rig, 8)
+        rig.clock.advance(6 * HOUR)  # 06:00: the night just ended
+        submit(rig, "train", duration="60h", max_delay="24h")
+        await rig.cycle()
+        now = rig.clock.now()
+        if policy == "raw":  # as before: no window at all, so it waits (until its deadline forces it)
+            assert "decision" not in rig.status("train")
+            assert rig.condition("train", "Scheduled")["reason"] == "NoCapacity"
+        else:
+            # from 18:00 it runs through three whole nights (the third past the horizon), from now through two
+            start = parse_iso(rig.status("train")["decision"]["start"])
+            assert start == now + 12 * HOUR
+            assert start + 60 * HOUR > now + 48 * HOUR
+            reason = learned_reason(rig, "train")
+            assert f"hours from {to_iso(now + 48 * HOUR)} valued from the 7-day profile" in reason
+            assert rig.condition("train", "Scheduled")["status"] == "True"
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@dataclass
+class Spell:
+    """Nights 02:00-06:00 are cheap, except in a windless spell; the test moves the spell."""
+
+    start: datetime
+    end: datetime
+    night_g_per_kwh: float = 100.0
+
+    def actual(self, at: datetime) -> float:
+        if self.start <= at < self.end:
+            return 400.0
+        return self.night_g_per_kwh if 2 <= at.hour < 6 else 400.0
+
+
+@pytest.mark.parametrize("policy, max_planning_h", [("raw", 168), ("learned", 168), ("learned", 48)])
+def test_a_long_slack_job_waits_past_the_horizon_for_a_night_history_promises_and_is_replanned(
+        policy: str, max_planning_h: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """5 days of slack; the next 48 h (all the provider forecasts, and horizonHours) are a windless
+    spell. learned: the job waits for the first night after it, valued from history, and moves
+    when a later forecast shows an earlier, greener night. raw, or a planning grid capped at the
+    horizon: it sees only the spell and runs at once."""
+    async def scenario() -> None:
+        spell = Spell(T0 + 1000 * HOUR, T0 + 1000 * HOUR)  # none yet
+        grid = hub_over(lambda clock: FakeGrid(clock.now, spell.actual, lambda lead: 0.0, horizon_h=48), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy,
+                  maxPlanningHorizonHours=max_planning_h, defaults={"maxDelay": "168h"})
+        await record_days(rig, 8)
+        rig.clock.advance(6 * HOUR)  # 06:00
+        now = rig.clock.now()
+        spell.start, spell.end = now, now + 48 * HOUR
+        submit(rig, "train", duration="2h", max_delay="120h")
+        await rig.cycle()
+        start = parse_iso(rig.status("train")["decision"]["start"])
+        if policy == "raw" or max_planning_h == 48:
+            assert start == now
+            await rig.close()
+            return
+        assert start == now + 68 * HOUR  # 02:00 two nights on: past the spell and past horizonHours
+        assert f"hours from {to_iso(now + 48 * HOUR)} valued from the 7-day profile" in learned_reason(rig, "train")
+        assert rig.condition("train", "DeadlineAtRisk")["status"] == "False"
+        # An hour later nothing new is known: the decision stands (and the job still waits).
+        await rig.cycle(advance=HOUR)
+        assert parse_iso(rig.status("train")["decision"]["start"]) == start
+        assert rig.status("train")["phase"] == "Waiting"
+        # The spell breaks early: tonight is forecast windy, greener than history's nights.
+        spell.end, spell.night_g_per_kwh = now + 19 * HOUR, 50.0
+        await rig.cycle(advance=HOUR)
+        assert parse_iso(rig.status("train")["decision"]["start"]) == now + 20 * HOUR
+        assert [reason for reason, _ in rig.events("train")] == ["Decided", "Replanned"]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["raw", "learned"])
+def test_interruptible_work_with_days_of_slack_is_split_over_nights_past_the_horizon(
+        policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """12 h of interruptible work, 5 days of slack, nights of 4 cheap hours: learned runs it in
+    three nights, the third past horizonHours (48 h); raw knows only the provider's 24 h, one
+    night, and starts at once to finish the rest by day."""
+    async def scenario() -> None:
+        grid = hub_over(lambda clock: FakeGrid(clock.now, nightly_low, lambda lead: 0.0), monkeypatch)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=grid, forecastPolicy=policy, defaults={"maxDelay": "168h"})
+        await record_days(rig, 8)
+        rig.clock.advance(6 * HOUR)  # 06:00
+        submit(rig, "train", duration="12h", max_delay="120h", interruptible=True)
+        await rig.cycle()
+        now = rig.clock.now()
+        slots = [(parse_iso(s["start"]), parse_iso(s["end"])) for s in rig.status("train")["decision"]["slots"]]
+        if policy == "raw":
+            assert slots[0][0] == now
+        else:
+            assert slots == [(now + (20 + 24 * day) * HOUR, now + (24 + 24 * day) * HOUR) for day in range(3)]
+            assert slots[-1][0] > now + 48 * HOUR
         await rig.close()
 
     asyncio.run(scenario())

@@ -135,3 +135,47 @@ def test_a_failing_history_is_asked_for_at_most_once_an_hour() -> None:
 
     asyncio.run(cycles())
     assert inner.history_calls == 2
+
+
+def test_the_operator_corrects_a_forecast_as_the_simulators_learned_policy_does() -> None:
+    """Same hourly signal, same forecasts: the series the operator plans on over the provider's horizon
+    equals the one ``carbonshift simulate``'s ``learned`` policy plans on (bias learned per issue hour)."""
+    from carbonshift.sim.forecasts import ForecastSource, Grid
+    from carbonshift.sim.policy import LearnedConditioner
+
+    days, horizon = 36, 24
+    hours = np.arange(days * 24)
+    rng = np.random.default_rng(7)
+    truth = 300 + 120 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 15, hours.size)
+    grid = Grid(truth, T0.timestamp(), 3600)
+
+    def bias(issue: np.ndarray) -> np.ndarray:
+        return np.where(issue % 24 < 12, 60.0, -25.0)  # over-forecasts when issued in the morning
+
+    def issue(t: np.ndarray, n: int) -> np.ndarray:
+        target = t[:, None] + np.arange(n)[None, :]
+        out = np.full(target.shape, np.nan)
+        ok = target < truth.size
+        out[ok] = truth[target[ok]]
+        return out + bias(t)[:, None]
+
+    source = ForecastSource("provider", grid, horizon, issue)
+    t = 34 * 24 + 9
+    simulated = LearnedConditioner(source).condition(t, source.issue(t, 48))
+
+    def at(slot: int) -> datetime:
+        return T0 + slot * HOUR
+
+    def as_series(values: np.ndarray, first: int, kind: SeriesKind, now: datetime) -> Series:
+        return series([(at(first + i), float(v)) for i, v in enumerate(values) if not np.isnan(v)], kind, now)
+
+    conditioner = ForecastConditioner()
+    for issue_slot in [t - 24 * d for d in range(28, 0, -1)] + [t]:  # the operator ran at this hour every day
+        now = at(issue_slot) + timedelta(minutes=1)
+        past = truth[max(0, issue_slot - 28 * 24):issue_slot]
+        result = conditioner.condition(as_series(source.issue(issue_slot, horizon), issue_slot, SeriesKind.FORECAST, now),
+                                       as_series(past, issue_slot - past.size, SeriesKind.ACTUAL, now),
+                                       now, timedelta(hours=48))
+    assert "bias-corrected by up to -60 g/kWh" in (result.reason or "")
+    assert np.allclose(result.planned[:horizon], simulated[:horizon])
+    assert np.allclose(result.planned[:horizon], truth[t:t + horizon])  # the bias was all of its error

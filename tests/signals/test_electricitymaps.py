@@ -7,6 +7,7 @@ Response shapes follow the Electricity Maps API v3 reference
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from datetime import datetime, timedelta, timezone
@@ -25,6 +26,7 @@ from carbonshift.signals import (
     StaticSecretReader,
     build_provider,
     read_secret_key,
+    resolve_secrets,
 )
 from signals_support import run
 
@@ -128,24 +130,28 @@ def test_forecast_outage_falls_back_to_builtin_forecast(fake_api: Any, retry: Re
 
 
 def test_read_secret_key_decodes_and_never_echoes() -> None:
-    def get_secret(namespace: str, name: str) -> dict[str, Any]:  # a Secret as the API returns it
+    async def get_secret(namespace: str, name: str) -> dict[str, Any]:  # a Secret as the API returns it
         assert (namespace, name) == ("ops", "em")
         return {"kind": "Secret", "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
                 "stringData": {"plain": f" {TOKEN} "}}
 
-    assert read_secret_key(get_secret, "em", "ops", "token") == TOKEN
-    assert read_secret_key(get_secret, "em", "ops", "plain") == TOKEN
-    assert KubernetesSecretReader(get_secret).read("em", "ops", "token") == TOKEN
-    with pytest.raises(SignalConfigError) as err:
-        read_secret_key(get_secret, "em", "ops", "missing")
-    assert TOKEN not in str(err.value) and "ops/em" in str(err.value) and "missing" in str(err.value)
-
-    def broken(namespace: str, name: str) -> dict[str, Any]:
+    async def broken(namespace: str, name: str) -> dict[str, Any]:
         raise ConnectionError(f"refused while sending {TOKEN}")
 
-    with pytest.raises(SignalConfigError) as err:
-        read_secret_key(broken, "em", "ops", "token")
-    assert TOKEN not in str(err.value) and "ConnectionError" in str(err.value)
+    async def scenario() -> None:
+        assert await read_secret_key(get_secret, "em", "ops", "token") == TOKEN
+        assert await read_secret_key(get_secret, "em", "ops", "plain") == TOKEN
+        assert await KubernetesSecretReader(get_secret).read("em", "ops", "token") == TOKEN
+        resolved = await resolve_secrets(KubernetesSecretReader(get_secret), [("em", "ops", "token")])
+        assert resolved.read("em", "ops", "token") == TOKEN and TOKEN not in repr(resolved)
+        with pytest.raises(SignalConfigError) as err:
+            await read_secret_key(get_secret, "em", "ops", "missing")
+        assert TOKEN not in str(err.value) and "ops/em" in str(err.value) and "missing" in str(err.value)
+        with pytest.raises(SignalConfigError) as err:
+            await read_secret_key(broken, "em", "ops", "token")
+        assert TOKEN not in str(err.value) and "ConnectionError" in str(err.value)
+
+    asyncio.run(scenario())
 
 
 def test_stale_forecast_raises_and_profile_is_available_on_request(fake_api: Any, retry: RetryPolicy) -> None:

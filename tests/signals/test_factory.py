@@ -22,6 +22,7 @@ from carbonshift.signals import (
     WattTimeProvider,
     build_energy,
     build_provider,
+    secret_refs,
 )
 from carbonshift.signals.trace import AnchoredTimeMap
 
@@ -93,3 +94,17 @@ def test_build_energy() -> None:
     assert build_energy(None, now=lambda: NOW) is None
     energy = build_energy({"prometheusUrl": "http://prom:9090", "solarPowerQuery": "s"}, now=lambda: NOW)
     assert energy is not None and energy.solar_power_query == "s" and energy.battery_capacity_query is None
+
+
+@pytest.mark.parametrize(("config", "kind"), CASES, ids=[c["provider"] for c, _ in CASES])
+def test_secret_refs_name_exactly_the_keys_the_provider_reads(config: dict[str, Any], kind: type) -> None:
+    """The operator reads these (asynchronously) before building; the build then reads nothing else."""
+    read: list[tuple[str, str, str]] = []
+
+    class Recording:
+        def read(self, name: str, namespace: str, key: str) -> str:
+            read.append((name, namespace, key))
+            return SECRETS.read(name, namespace, key)
+
+    build_provider(config, secrets=Recording(), now=lambda: NOW)
+    assert secret_refs(config) == read

@@ -173,20 +173,26 @@ async def _operate(settings: OperatorSettings, hub: KubeApi, registry: MemberReg
         await health.stop()
 
 
+def hub_secrets(hub: KubeApi) -> KubernetesSecretReader:
+    """Provider credentials from the hub's Secrets, read with the async client: a slow API server
+    must not stall the event loop (every cycle, Kopf handler and probe runs on it)."""
+
+    async def get_secret(namespace: str, name: str) -> Any:
+        return await hub.get(secret_path(namespace, name))
+
+    return KubernetesSecretReader(get_secret)
+
+
 async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegistry, metrics: Metrics,
                 stop: asyncio.Event, lost: asyncio.Event) -> int:
     clock = build_clock(settings)
-
-    def get_secret(namespace: str, name: str) -> Any:
-        # Synchronous on purpose: providers are built from synchronous code, and rarely.
-        return hub.get_sync(secret_path(namespace, name))
-
-    secrets = KubernetesSecretReader(get_secret)
+    secrets = hub_secrets(hub)
     scheduler = Scheduler(
         hub=hub,
         registry=registry,
         signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon,
-                          data_dir=settings.data_dir, forecast_policy=settings.forecast_policy),
+                          data_dir=settings.data_dir, forecast_policy=settings.forecast_policy,
+                          max_horizon=settings.planning_horizon),
         clock=clock, settings=settings, metrics=metrics,
     )
 

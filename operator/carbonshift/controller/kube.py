@@ -14,13 +14,10 @@ import json
 import logging
 import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 
@@ -73,12 +70,6 @@ def _params(query: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return out
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # The API server does not redirect; following one could carry the token elsewhere.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 class KubeApi:
     """One API server. ``request`` returns the decoded JSON body (or None for an empty one).
 
@@ -98,7 +89,6 @@ class KubeApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._token = connection.token
         self._token_read_at: float | None = None
-        self._opener: urllib.request.OpenerDirector | None = None
         # Shared by every request of this client and by Kopf's login (for the hub).
         self.exec_credentials = ExecCredentials(connection.exec_config) if connection.exec_config else None
         self._exec_pair: tuple[str, str] | None = None  # the exec plugin's client certificate in self._ssl
@@ -140,16 +130,6 @@ class KubeApi:
             return answer.token
         return self._static_token(method, path)
 
-    def _token_sync(self, method: str, path: str) -> str | None:
-        if self.exec_credentials is not None:
-            try:
-                answer = self.exec_credentials.token_sync()
-            except ExecError as exc:
-                raise KubeError(401, f"{self._what(method, path)}: {exc}") from None
-            self._use_exec_certificate(answer, method, path)
-            return answer.token
-        return self._static_token(method, path)
-
     def _use_exec_certificate(self, answer: ExecToken, method: str, path: str) -> None:
         """A client certificate from the plugin goes into the TLS context: a new one means a new
         context and new connections (the old session is closed once requests on it had time to end)."""
@@ -161,7 +141,7 @@ class KubeApi:
         except KubeconfigError as exc:
             plugin = self.connection.exec_config.command if self.connection.exec_config else "?"
             raise KubeError(401, f"{self._what(method, path)}: exec plugin {plugin}: {exc}") from None
-        self._ssl, self._exec_pair, self._opener = context, pair, None
+        self._ssl, self._exec_pair = context, pair
         old, self._session = self._session, None
         if old is not None and not old.closed:
             self._retire(old)
@@ -345,32 +325,3 @@ class KubeApi:
             running = None
         if running is self._loop:  # a session of a finished loop cannot be closed from another one
             await session.close()
-
-    # -- synchronous, for rare calls from non-async code (e.g. reading a provider's Secret) -----
-
-    def get_sync(self, path: str, query: dict[str, Any] | None = None) -> Any:
-        """A blocking GET with the same TLS, credentials and errors as ``get``."""
-        params = _params(query)
-        url = self._base + path + (f"?{urlencode(params)}" if params else "")
-        for attempt in (1, 2):
-            token = self._token_sync("GET", path)
-            if self._opener is None:  # (again after an exec plugin gave a new client certificate)
-                # No proxies from the environment, as with the aiohttp session (trust_env=False).
-                self._opener = urllib.request.build_opener(
-                    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl), _NoRedirect())
-            request = urllib.request.Request(url, headers=self._headers(token, None), method="GET")
-            try:
-                with self._opener.open(request, timeout=REQUEST_TIMEOUT[1]) as response:
-                    status, reason, payload = response.status, response.reason, response.read()
-                    response_type = response.headers.get("Content-Type", "")
-            except urllib.error.HTTPError as exc:
-                try:
-                    status, reason, payload = exc.code, exc.reason, exc.read()
-                except OSError:
-                    status, reason, payload = exc.code, exc.reason, b""
-                response_type = exc.headers.get("Content-Type", "") if exc.headers else ""
-            except (urllib.error.URLError, OSError) as exc:  # refused, TLS, timeout
-                raise self._unreachable("GET", path, exc) from exc
-            if not (status == 401 and attempt == 1 and self._refused(token)):
-                break
-        return self._result("GET", path, status, reason, response_type, payload)

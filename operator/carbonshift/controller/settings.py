@@ -71,6 +71,11 @@ class OperatorSettings(BaseModel):
         default="learned", alias="forecastPolicy",
         description="learned: plan on each provider's forecast corrected by its own recent errors, blended with "
                     "the built-in forecast, slots past its horizon valued from history; raw: on the forecast as it is.")
+    max_planning_horizon_hours: float = Field(
+        default=168.0, gt=0, le=336, alias="maxPlanningHorizonHours",
+        description="forecastPolicy learned: plans may reach past horizonHours up to the latest deadline of the jobs "
+                    "planned, at most this far, on hours valued from history (bounds planning time). At or below "
+                    "horizonHours, or with raw: plans end at horizonHours.")
     replan_min_improvement: float = Field(
         default=0.05, ge=0, le=1, alias="replanMinImprovement",
         description="Hysteresis: a waiting job's decision changes only if the new plan emits this fraction less.")
@@ -122,6 +127,13 @@ class OperatorSettings(BaseModel):
     @property
     def horizon(self) -> timedelta:
         return timedelta(hours=self.horizon_hours)
+
+    @property
+    def planning_horizon(self) -> timedelta:
+        """How far the planning grid may reach: past ``horizon`` only where history values the hours (learned)."""
+        if self.forecast_policy != "learned":
+            return self.horizon
+        return timedelta(hours=max(self.horizon_hours, self.max_planning_horizon_hours))
 
 
 ENV_PREFIX = "CARBONSHIFT_"

@@ -20,7 +20,8 @@ import numpy as np
 
 from carbonshift.api import MemberCluster
 from carbonshift.core import Battery, Capacity, RegionSignals
-from carbonshift.signals import CarbonProvider, ProviderUnavailable, SecretReader, SignalError, build_energy, build_provider, to_slots
+from carbonshift.signals import (CarbonProvider, ProviderUnavailable, SecretReader, SecretSource, SignalError, build_energy,
+                                 build_provider, resolve_secrets, secret_refs, to_slots)
 from carbonshift.core.solar import PanelOrientation, forecast_solar
 from carbonshift.signals import Series
 from carbonshift.signals.conditioning import ForecastConditioner
@@ -103,30 +104,50 @@ def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, 
         return intensity, None
 
 
+def _past_horizon_known(intensity: np.ndarray, n: int) -> np.ndarray:
+    """The grid cut after its last known value, never shorter than ``n`` (the horizon): past the
+    horizon only hours the learned policy valued (from history) are planned on; a region without
+    that history keeps the horizon's grid, where the core still plans a job longer than it."""
+    known = np.flatnonzero(~np.isnan(intensity[n:]))
+    return intensity[: n + (int(known[-1]) + 1 if known.size else 0)]
+
+
 @dataclass
 class SignalHub:
     now: Callable[[], datetime]
-    secrets: SecretReader | None
+    secrets: SecretSource | None
     slot: timedelta
     horizon: timedelta
     data_dir: Path | None = None  # the admin's folder of trace files (operator setting dataDir)
     forecast_policy: str = "learned"  # operator setting forecastPolicy: learned | raw
+    # learned: how far past ``horizon`` the grid may reach where history values the hours (setting
+    # maxPlanningHorizonHours); None: the grid ends at ``horizon``.
+    max_horizon: timedelta | None = None
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
     # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
     _closing: set[asyncio.Future[Any]] = field(default_factory=set)
+    # Secret reads for a provider about to be built, by member: (its key, the read). One at a time,
+    # waited for at most READ_BUDGET_S by a cycle, like a provider's fetch.
+    _secret_reads: dict[str, tuple[str, asyncio.Future[SecretReader]]] = field(default_factory=dict)
 
     def _close_later(self, closing: Any) -> None:
         task = asyncio.ensure_future(closing)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _for(self, member: MemberCluster) -> _MemberSignals:
+    async def _for(self, member: MemberCluster) -> _MemberSignals:
         name = member.metadata.name or ""
         spec = member.spec
         # The uid is part of the key: a deleted and re-created MemberCluster gets a fresh provider
         # (a trace anchor maps onto the time the provider is built).
         key = f'{member.metadata.uid}:{spec.model_dump_json(include={"carbon_signal", "energy", "zone"})}'
         current = self._members.get(name)
+        if current is not None and current.key == key:
+            return current
+        config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
+        config.setdefault("zone", spec.zone)
+        secrets = await self._credentials(name, key, config)
+        current = self._members.get(name)  # (another caller may have built it meanwhile)
         if current is not None and current.key != key:
             if current.pending is not None:
                 current.pending.cancel()
@@ -134,9 +155,7 @@ class SignalHub:
             if current.energy is not None:
                 self._close_later(current.energy.aclose())
         if current is None or current.key != key:
-            config: dict[str, Any] = spec.carbon_signal.model_dump(by_alias=True, exclude_none=True, mode="json")
-            config.setdefault("zone", spec.zone)
-            provider = build_provider(config, secrets=self.secrets, now=self.now, data_dir=self.data_dir)
+            provider = build_provider(config, secrets=secrets, now=self.now, data_dir=self.data_dir)
             energy_cfg = spec.energy.model_dump(by_alias=True, exclude_none=True, mode="json") if spec.energy else None
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
             if self.forecast_policy == "learned":
@@ -151,9 +170,37 @@ class SignalHub:
             self._members[name] = current
         return current
 
+    async def _credentials(self, name: str, key: str, config: dict[str, Any]) -> SecretReader | None:
+        """The Secret keys the provider needs, read with the async client: a slow API server
+        stalls neither the event loop nor (past READ_BUDGET_S) the cycle."""
+        if self.secrets is None:
+            return None  # build_provider says a Secret is needed, if one is
+        refs = secret_refs(config)
+        if not refs:
+            return None
+        known = self._secret_reads.get(name)
+        if known is not None and known[0] != key:
+            known[1].cancel()
+        pending: tuple[str, asyncio.Future[SecretReader]] = known if known is not None and known[0] == key else \
+            (key, asyncio.ensure_future(resolve_secrets(self.secrets, refs)))
+        self._secret_reads[name] = pending
+        done, _ = await asyncio.wait({pending[1]}, timeout=READ_BUDGET_S)
+        if not done:
+            raise ProviderUnavailable(f"reading Secret {refs[0][1]}/{refs[0][0]} took over {READ_BUDGET_S:.0f} s "
+                                      "(still waiting for it)")
+        if self._secret_reads.get(name) is pending:
+            del self._secret_reads[name]  # read again for the next provider built (or after a failure)
+        return pending[1].result()
+
     @property
     def n_slots(self) -> int:
         return int(self.horizon / self.slot)
+
+    def _grid_slots(self, entry: _MemberSignals) -> int:
+        """Slots read for a region: past ``horizon`` only when its forecast is conditioned (learned)."""
+        if entry.conditioner is None or self.max_horizon is None:
+            return self.n_slots
+        return max(self.n_slots, int(self.max_horizon / self.slot))
 
     async def read(self, member: MemberCluster, start: datetime) -> RegionReading:
         """The member's signals on the grid from ``start``; never raises for a provider problem.
@@ -167,7 +214,12 @@ class SignalHub:
         spec = member.spec
         capacity = Capacity(spec.capacity.max_concurrent_jobs, spec.capacity.power_budget_watts)
         try:
-            entry = self._for(member)
+            entry = await self._for(member)
+        except ProviderUnavailable as exc:  # its credentials are still being read
+            log.warning("signals for %s: %s", name, exc)
+            signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
+            return RegionReading(spec.region, name, signals, None, None,
+                                 str(spec.carbon_signal.provider), "none", error=str(exc))
         except (SignalError, OSError, ValueError) as exc:  # e.g. a missing trace file: reported, never fatal
             log.warning("signals for %s: %s", name, exc)
             self._members.pop(name, None)
@@ -188,10 +240,12 @@ class SignalHub:
                                           "(still waiting for it)")
             fetched, entry.pending = entry.pending, None
             current, forecast, history = fetched.result()
-            intensity = to_slots([current, forecast], start, self.slot, n)
+            grid = self._grid_slots(entry)
+            intensity = to_slots([current, forecast], start, self.slot, grid)
             intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
-                                                   self.horizon)
-            solar, battery = await self._energy(entry, start, n)
+                                                   grid * self.slot)
+            intensity = _past_horizon_known(intensity, n)
+            solar, battery = await self._energy(entry, start, intensity.shape[0])
             reading = RegionReading(
                 region=spec.region, member=name,
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
@@ -207,10 +261,10 @@ class SignalHub:
                 # Re-grid the last good forecast; slots beyond it are unknown (NaN).
                 shift = int(round((start - last.signals.start) / self.slot))
                 old = last.signals.intensity_g_per_kwh
-                intensity = np.full(n, np.nan)
+                intensity = np.full(max(n, len(old) - shift), np.nan)  # (hours valued from history kept)
                 if 0 <= shift < len(old):
                     kept = old[shift:]
-                    intensity[: len(kept)] = kept[:n]
+                    intensity[: len(kept)] = kept
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc),
@@ -265,8 +319,9 @@ class SignalHub:
     async def history_mean(self, member: MemberCluster, start: datetime, end: datetime) -> float | None:
         """Mean measured intensity over ``[start, end)``, for accounting; None if unknown."""
         try:
-            series = await asyncio.wait_for(self._for(member).provider.history(start, end), READ_BUDGET_S)
-        except (TimeoutError, SignalError):
+            provider = (await self._for(member)).provider
+            series = await asyncio.wait_for(provider.history(start, end), READ_BUDGET_S)
+        except (TimeoutError, SignalError, OSError, ValueError):
             return None
         if end <= start:
             return None
@@ -277,7 +332,7 @@ class SignalHub:
                                  end: datetime) -> float | None:
         """IT energy the member Job's pods used, from Kepler's counters in the member's Prometheus."""
         try:
-            energy = self._for(member).energy
+            energy = (await self._for(member)).energy
         except (SignalError, OSError, ValueError):
             return None
         if energy is None or end <= start:
@@ -291,6 +346,9 @@ class SignalHub:
         return series.latest[1] / 3600.0
 
     async def aclose(self) -> None:
+        for _, reading in self._secret_reads.values():
+            reading.cancel()
+        self._secret_reads.clear()
         for entry in self._members.values():
             if entry.pending is not None:
                 entry.pending.cancel()

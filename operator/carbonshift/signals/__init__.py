@@ -15,8 +15,10 @@ from .credentials import (
     Redacted,
     SecretGetter,
     SecretReader,
+    SecretSource,
     StaticSecretReader,
     read_secret_key,
+    resolve_secrets,
 )
 from .builtin import builtin_forecast
 from .electricitymaps import ElectricityMapsProvider
@@ -30,7 +32,7 @@ from .errors import (
     SignalError,
     StaleSignal,
 )
-from .factory import PROVIDERS, build_energy, build_provider
+from .factory import PROVIDERS, build_energy, build_provider, secret_refs
 from .gbcarbon import GBCarbonIntensityProvider
 from .guarded import GuardedProvider
 from .httpclient import JsonClient
@@ -90,6 +92,7 @@ __all__ = [
     "RetryPolicy",
     "SecretGetter",
     "SecretReader",
+    "SecretSource",
     "Series",
     "SeriesKind",
     "SignalConfigError",
@@ -110,6 +113,8 @@ __all__ = [
     "profile_forecast",
     "builtin_forecast",
     "read_secret_key",
+    "resolve_secrets",
+    "secret_refs",
     "research_data_dir",
     "resolve_member_trace",
     "resolve_trace_path",

@@ -128,6 +128,7 @@ class ForecastConditioner:
         self._issued: dict[int, npt.NDArray[np.float32]] = {}  # issue hour (hours since epoch) -> forecast
         self._measured: dict[int, tuple[float, int]] = {}  # hour -> (sum, count) of current values seen
         self._last_measured: datetime | None = None
+        self._pruned_at: int | None = None
         self._actual: tuple[tuple[object, ...], FloatArray] | None = None
         self._backtest: tuple[tuple[object, ...], LeadErrors | None, int] | None = None
         self._result: tuple[tuple[object, ...], Conditioned] | None = None
@@ -159,7 +160,7 @@ class ForecastConditioner:
             record = np.full(RECORD_LEADS, np.nan, dtype=np.float32)
             record[: min(leads, RECORD_LEADS)] = provider[:RECORD_LEADS]
             self._issued[hour] = record
-            self._prune(hour)
+        self._prune(hour)
         key = (hour, leads, _fingerprint(forecast), _fingerprint(history), len(self._issued))
         if self._result is not None and self._result[0] == key:
             return self._result[1]
@@ -168,6 +169,10 @@ class ForecastConditioner:
         return result
 
     def _prune(self, hour: int) -> None:
+        """Forget what is older than the window (once an hour: the record stays bounded whatever comes)."""
+        if hour == self._pruned_at:
+            return
+        self._pruned_at = hour
         oldest = hour - _PAST - 1
         for old in [h for h in self._issued if h < oldest]:
             del self._issued[old]

@@ -1,27 +1,27 @@
 """Reading provider credentials from Kubernetes Secrets, without ever logging them.
 
 ``read_secret_key`` is the one function that reads a Secret, through a ``SecretGetter`` (any
-``(namespace, name) -> Secret as JSON`` callable, such as the operator's ``KubeApi.get_sync`` on
-the Secret's path); ``SecretReader`` is the protocol the factory takes, so tests and offline
-demos can pass a dict-backed reader.
+``(namespace, name) -> Secret as JSON`` coroutine function, such as the operator's ``KubeApi.get``
+on the Secret's path): a slow API server must never stall the event loop. ``resolve_secrets``
+reads the keys a provider needs before it is built; ``SecretReader`` is the (synchronous)
+protocol the factory takes for keys already read, so tests and offline demos pass a dict-backed reader.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import SignalConfigError
 
-__all__ = ["SecretGetter", "SecretReader", "KubernetesSecretReader", "StaticSecretReader", "Redacted",
-           "read_secret_key", "secret_ref"]
+__all__ = ["SecretGetter", "SecretReader", "SecretSource", "KubernetesSecretReader", "StaticSecretReader", "Redacted",
+           "read_secret_key", "resolve_secrets", "secret_ref"]
 
 # (namespace, name) -> the Secret as the API returns it (JSON: ``data`` base64, maybe ``stringData``).
-# Synchronous: providers are built from synchronous code, and Secrets are read rarely.
-SecretGetter = Callable[[str, str], Mapping[str, Any]]
+SecretGetter = Callable[[str, str], Awaitable[Mapping[str, Any]]]
 
 
 class Redacted:
@@ -42,15 +42,21 @@ class Redacted:
 
 
 class SecretReader(Protocol):
-    """Anything that can return one key of a Secret."""
+    """Anything that can return one key of a Secret already read."""
 
     def read(self, name: str, namespace: str, key: str) -> str: ...
 
 
-def read_secret_key(get_secret: SecretGetter, name: str, namespace: str, key: str) -> str:
+class SecretSource(Protocol):
+    """Anything that can read one key of a Secret (from the API server: asynchronously)."""
+
+    async def read(self, name: str, namespace: str, key: str) -> str: ...
+
+
+async def read_secret_key(get_secret: SecretGetter, name: str, namespace: str, key: str) -> str:
     """One decoded key of a Secret; errors name the Secret and key, never the value."""
     try:
-        secret = get_secret(namespace, name)
+        secret = await get_secret(namespace, name)
     except Exception as exc:  # KubeError, connection errors, ...
         raise SignalConfigError(f"cannot read Secret {namespace}/{name}: {type(exc).__name__}") from exc
     if not isinstance(secret, Mapping):
@@ -69,12 +75,21 @@ def read_secret_key(get_secret: SecretGetter, name: str, namespace: str, key: st
 
 @dataclass
 class KubernetesSecretReader:
-    """``SecretReader`` backed by a ``SecretGetter`` (e.g. the hub's synchronous GET)."""
+    """``SecretSource`` backed by a ``SecretGetter`` (e.g. the hub's GET)."""
 
     get_secret: SecretGetter
 
-    def read(self, name: str, namespace: str, key: str) -> str:
-        return read_secret_key(self.get_secret, name, namespace, key)
+    async def read(self, name: str, namespace: str, key: str) -> str:
+        return await read_secret_key(self.get_secret, name, namespace, key)
+
+
+async def resolve_secrets(source: SecretSource, refs: Iterable[tuple[str, str, str]]) -> StaticSecretReader:
+    """The keys ``refs`` (``(name, namespace, key)``) read from ``source``, for ``build_provider``;
+    the first that cannot be read raises its ``SignalConfigError``."""
+    values: dict[tuple[str, str], dict[str, str]] = {}
+    for name, namespace, key in refs:
+        values.setdefault((namespace, name), {})[key] = await source.read(name, namespace, key)
+    return StaticSecretReader(values)
 
 
 @dataclass

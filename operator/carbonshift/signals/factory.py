@@ -1,6 +1,7 @@
 """Building providers from a MemberCluster's camelCase ``spec.carbonSignal`` / ``spec.energy``.
 
-``build_provider`` is the only place that knows the CRD field names; it resolves Secrets
+``build_provider`` is the only place that knows the CRD field names; it takes the Secret keys
+``secret_refs`` names, already read (``resolve_secrets``: asynchronously, before building),
 through a ``SecretReader`` and returns a ``GuardedProvider`` (cache, validation, fallback).
 """
 
@@ -30,7 +31,7 @@ from .validate import Limits
 from .watttime import DEFAULT_URL as WATTTIME_URL
 from .watttime import WattTimeProvider
 
-__all__ = ["PROVIDERS", "build_provider", "build_energy"]
+__all__ = ["PROVIDERS", "build_provider", "build_energy", "secret_refs"]
 
 #: ``spec.carbonSignal.provider`` value -> name of its configuration block.
 PROVIDERS: dict[str, str] = {
@@ -64,6 +65,23 @@ def _secrets(secrets: SecretReader | None, where: str) -> SecretReader:
     if secrets is None:
         raise SignalConfigError(f"carbonSignal.{where} needs a Secret but no SecretReader was given")
     return secrets
+
+
+def secret_refs(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(name, namespace, key)`` of every Secret key ``build_provider`` reads for ``config``.
+
+    A config that is wrong in another way names nothing here: ``build_provider`` says what is wrong.
+    """
+    kind = str(config.get("provider") or "trace")
+    block = config.get(PROVIDERS.get(kind, "")) or {}
+    if not isinstance(block, Mapping):
+        return []
+    if kind == "electricitymaps" and block.get("tokenSecretRef"):
+        return [secret_ref(block, "tokenSecretRef", "token")]
+    if kind == "watttime":
+        name, namespace, _ = secret_ref(block, "credentialsSecretRef", "username")
+        return [(name, namespace, "username"), (name, namespace, "password")]
+    return []
 
 
 def build_provider(

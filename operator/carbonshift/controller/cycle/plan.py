@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,7 +60,8 @@ def commitment(ctx: JobContext, view: CycleView, min_watts_per_cpu: float,
     if ctx.current("phase") == JobPhase.SUSPENDED or not decision.get("region"):
         return None
     any_reading = next(iter(view.readings.values())).signals
-    start, slot, n = any_reading.start, any_reading.slot, any_reading.n_slots
+    start, slot = any_reading.start, any_reading.slot
+    n = max(r.signals.n_slots for r in view.readings.values())  # (regions' grids may differ in length)
     begin = begin or parse_iso(decision["start"])
     end = begin + ctx.model.spec.estimated_duration
     first = max(0, int((begin - start) / slot))
@@ -127,8 +129,8 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
         members = [ctx for ctx in members if ctx.uid not in kept]
         if not members:
             continue
-        snapshot = build_snapshot(signals)
         jobs = [core_job_of(ctx, view, settings) for ctx in members]
+        snapshot = build_snapshot(until_deadlines(signals, jobs, settings.horizon))
         options = planner_options(members[0].policy)
         try:
             plans: list[Plan | None] = list(plan_jobs(jobs, snapshot, held, options))
@@ -142,6 +144,21 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
             ctx.plan = held_by(ctx, plan, view, settings.min_watts_per_cpu)
             if ctx.plan is not None:
                 held.append(ctx.plan)
+
+
+def until_deadlines(signals: list[RegionSignals], jobs: list[Job], horizon: timedelta) -> list[RegionSignals]:
+    """The signals cut after the latest deadline among ``jobs`` (never before ``horizon``): a grid
+    that reaches past the horizon (forecastPolicy learned, up to maxPlanningHorizonHours) costs
+    planning time only as far as some job may still run."""
+    if not signals or not jobs:
+        return signals
+    first = signals[0]
+    need = max(horizon, max(job.deadline for job in jobs) - first.start)
+    n = max(int(horizon / first.slot), math.ceil(need / first.slot))
+    return [s if s.n_slots <= n else
+            replace(s, intensity_g_per_kwh=s.intensity_g_per_kwh[:n],
+                    solar_w=None if s.solar_w is None else s.solar_w[:n])
+            for s in signals]
 
 
 def _plan_one(ctx: JobContext, job: Job, snapshot: Any, held: list[Plan], options: Any,
