@@ -13,6 +13,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# Imported now, not first by its pytest plugin in the session-end hooks: there, deep in the stack,
+# CPython 3.11.7 failed to compile it ("AST constructor recursion depth mismatch", exit code 1
+# after `pytest tests/controller` had passed).
+import hypothesis  # noqa: F401
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@
 - ``plan`` — pure: all waiting jobs planned together, hysteresis, deadline risk, stale signals;
 - ``timing`` — pure: due or not, green windows, whether suspended work should move;
 - ``start`` — due jobs get their member Job (created or adopted);
+- ``unconfirmed`` — pure: a create that got no answer keeps the job waiting for that cluster;
 - ``follow`` — dispatched jobs mirrored from their member Job: windows, relocation, loss;
 - ``finish`` — the end of a run: emissions, the record, then the member Job let go.
 
