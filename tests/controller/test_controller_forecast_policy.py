@@ -300,6 +300,10 @@ def test_a_long_slack_job_waits_past_the_horizon_for_a_night_history_promises_an
         assert start == now + 68 * HOUR  # 02:00 two nights on: past the spell and past horizonHours
         assert f"hours from {to_iso(now + 48 * HOUR)} valued from the 7-day profile" in learned_reason(rig, "train")
         assert rig.condition("train", "DeadlineAtRisk")["status"] == "False"
+        # the Event says so too: why it waits, and on what the night past the horizon was valued
+        (reason, message), = rig.events("train")
+        assert reason == "Decided" and "start delayed by 2 days, 20:00:00" in message
+        assert "valued from the 7-day profile" in message
         # An hour later nothing new is known: the decision stands (and the job still waits).
         await rig.cycle(advance=HOUR)
         assert parse_iso(rig.status("train")["decision"]["start"]) == start

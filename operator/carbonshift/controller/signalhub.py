@@ -104,6 +104,13 @@ def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, 
         return intensity, None
 
 
+def _drop(pending: asyncio.Future[Any]) -> None:
+    """Cancels a fetch nobody will wait for, its outcome marked as seen (else asyncio logs
+    "exception was never retrieved" whenever the future is collected)."""
+    pending.cancel()
+    pending.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+
+
 def _past_horizon_known(intensity: np.ndarray, n: int) -> np.ndarray:
     """The grid cut after its last known value, never shorter than ``n`` (the horizon): past the
     horizon only hours the learned policy valued (from history) are planned on; a region without
@@ -150,7 +157,7 @@ class SignalHub:
         current = self._members.get(name)  # (another caller may have built it meanwhile)
         if current is not None and current.key != key:
             if current.pending is not None:
-                current.pending.cancel()
+                _drop(current.pending)
             self._close_later(current.provider.aclose())  # the replaced provider's connections
             if current.energy is not None:
                 self._close_later(current.energy.aclose())
@@ -351,7 +358,7 @@ class SignalHub:
         self._secret_reads.clear()
         for entry in self._members.values():
             if entry.pending is not None:
-                entry.pending.cancel()
+                _drop(entry.pending)
             await entry.provider.aclose()
             if entry.energy is not None:
                 await entry.energy.aclose()
