@@ -141,7 +141,8 @@ def report_section(data: dict[str, Any] | None, ours: dict[str, Any] | None = No
                       f"{r['cg_best_pct']:.2f}% (≤{r['cg_best_threshold']:.0f})", f"{r['lowest_window_pct']:.2f}%",
                       "—" if ours_pct is None else f"{ours_pct:.2f}%", common.fmt(ratio)])
     out = [title, "",
-           "Savings vs running at submission, on actuals, same jobs and baseline as the section above. Rules "
+           "Savings vs the baseline (each job at its usual time: at submission, nightly jobs at 01:00), on actuals, "
+           "same jobs, baseline and oracle as the section above; the peers see a job when it is submitted. Rules "
            "(`bench/peers.py`, our implementations of the documented rules): *compute-gardener* holds a job while the "
            f"current intensity is above a threshold ({CG_THRESHOLD:.0f} g/kWh by default; also the best of the grid's "
            "5th..95th percentiles in hindsight) and releases it after its maximum delay (24 h by default, capped here "
