@@ -96,6 +96,87 @@ def test_hysteresis_keeps_a_decision_unless_the_gain_is_clear(better: float, rep
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("interruptible", [False, True], ids=["one-run", "interruptible"])
+def test_a_decided_window_a_newer_forecast_made_dearer_is_left_for_the_now_cheapest_one(interruptible: bool) -> None:
+    """The new plan (T0+4h) is not 5 % below what the decision expected (T0+2h at 100 g/kWh), but
+    it is well below what that window costs on the newer forecast (130 g/kWh): the job moves, and
+    the Event says why."""
+    async def scenario() -> None:
+        rig = Rig(members={"eu-de": "eu-de"})
+        rig.signals.intensity = {"eu-de": profile(400, s8_11=100, s16_19=110)}
+        rig.add_job(job_body("windy", regions=["eu-de"], interruptible=interruptible))
+        await rig.cycle()
+        first = rig.status("windy")["decision"]
+        assert first["start"] == to_iso(T0 + timedelta(hours=2))
+        rig.signals.intensity = {"eu-de": profile(400, s8_11=130, s16_19=110)}  # the wind forecast changed
+        await rig.cycle()
+        status = rig.status("windy")
+        decision = status["decision"]
+        assert decision["start"] == to_iso(T0 + timedelta(hours=4))
+        assert decision["expectedGrams"] > first["expectedGrams"] * 0.95  # the old yardstick would have kept it
+        assert status["history"] == [first]
+        was, now = first["expectedGrams"], first["expectedGrams"] * 1.3
+        why = (f"the decided window now costs {now:.0f} g (was {was:.0f} g when decided); "
+               f"new plan {decision['expectedGrams']:.0f} g")
+        assert rig.events("windy")[-1][0] == "Replanned" and rig.events("windy")[-1][1].startswith(why)
+        assert {"code": "WindowCostRose", "message": why} in decision["reasons"]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_decided_window_that_got_cheaper_is_kept_for_a_plan_that_beats_only_its_old_figure() -> None:
+    """No flapping: the decided window (T0+2h) got cheaper; running now, below the policy's
+    runNowBelowIntensity, emits 20 % less than the decision expected but more than its window
+    costs now, so the decision stays, its expected emissions the current estimate."""
+    async def scenario() -> None:
+        rig = Rig(members={"eu-de": "eu-de"})
+        rig.add_policy("default", runNowBelowIntensity=90)
+        rig.signals.intensity = {"eu-de": profile(400, s8_11=100)}
+        rig.add_job(job_body("calm", regions=["eu-de"]))
+        await rig.cycle()
+        first = rig.status("calm")["decision"]
+        rig.signals.intensity = {"eu-de": profile(400, s0_3=80, s8_11=50)}
+        await rig.cycle()
+        status = rig.status("calm")
+        assert status["decision"]["start"] == first["start"] == to_iso(T0 + timedelta(hours=2))
+        assert status["decision"]["expectedGrams"] == pytest.approx(first["expectedGrams"] / 2)
+        assert status["decision"]["decidedAt"] == first["decidedAt"]
+        assert not status.get("history")
+        assert [r for r, _ in rig.events("calm")] == ["Decided"]
+        assert rig.member_job("eu-de", "calm") is None
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("window", "other", "replanned", "refreshed"), [
+    (103.0, 99.0, False, False),  # window 3 % dearer, the other 4 % below it: kept as it is
+    (110.0, 106.0, False, True),  # window 10 % dearer, the other 3.6 % below it: kept, estimate refreshed
+    (110.0, 104.0, True, False),  # the other 5.5 % below the window's cost now: moved
+], ids=["small-rise-kept", "rise-kept-refreshed", "rise-moved"])
+def test_a_re_costed_window_still_gets_the_hysteresis(window: float, other: float, replanned: bool,
+                                                       refreshed: bool) -> None:
+    async def scenario() -> None:
+        rig = Rig(members={"eu-de": "eu-de"})
+        rig.signals.intensity = {"eu-de": profile(400, s8_11=100)}
+        rig.add_job(job_body("steady", regions=["eu-de"]))
+        await rig.cycle()
+        first = rig.status("steady")["decision"]
+        rig.signals.intensity = {"eu-de": profile(400, s8_11=window, s16_19=other)}
+        await rig.cycle()
+        decision = rig.status("steady")["decision"]
+        expected_start = T0 + timedelta(hours=4 if replanned else 2)
+        assert decision["start"] == to_iso(expected_start)
+        if not replanned:
+            assert decision["expectedGrams"] == pytest.approx(first["expectedGrams"] * (window / 100 if refreshed else 1))
+            assert decision["savedGrams"] == pytest.approx(decision["baselineGrams"] - decision["expectedGrams"])
+        assert [r for r, _ in rig.events("steady")] == ["Decided"] + (["Replanned"] if replanned else [])
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(("deadline_after", "at_risk", "start_after"), [
     (timedelta(minutes=65), True, timedelta(0)),  # 1 h of work, 65 min left: no room to wait
     (timedelta(hours=10), False, timedelta(hours=2)),  # room: it waits for the green window

@@ -118,6 +118,8 @@ class JobReason(enum.StrEnum):
     POWER_RAISED = "PowerRaised"
     BUILTIN_FORECAST = "BuiltinForecast"  # planned on the operator's own forecast from the signal's history
     LEARNED_FORECAST = "LearnedForecast"  # the forecast as the learned policy conditioned it (operator forecastPolicy)
+    # re-planned because the newest signals made the decided window dearer (the hysteresis re-costs it)
+    WINDOW_COST_ROSE = "WindowCostRose"
     # DeadlineAtRisk
     RUN_NOW_DEADLINE_NEAR = "RunNowDeadlineNear"
     DEADLINE_SAFE = "DeadlineSafe"

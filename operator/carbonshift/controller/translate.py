@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from carbonshift.api import CarbonAwareJob
@@ -23,7 +23,7 @@ from carbonshift.api.job import DecisionMethod, JobReason, format_saved
 from carbonshift.core import Job, Plan, PlannerOptions, ReasonCode
 from carbonshift.signals.series import SeriesKind
 from carbonshift.controller.validation import EffectivePolicy
-from carbonshift.timefmt import to_iso
+from carbonshift.timefmt import parse_iso, to_iso
 
 if TYPE_CHECKING:
     from carbonshift.controller.signalhub import RegionReading
@@ -184,6 +184,16 @@ def merged_slots(plan: Plan) -> list[dict[str, str]]:
         end = plan.slot_start + (last + min(1.0, fraction.get(last, 1.0))) * plan.slot_length
         out.append({"start": to_iso(start), "end": to_iso(end)})
     return out
+
+
+def decision_intervals(decision: dict[str, Any], duration: timedelta) -> list[tuple[datetime, datetime]]:
+    """The time a ``status.decision`` runs: its slot runs (interruptible), else ``duration`` from its start
+    (the inverse of :func:`merged_slots`, for re-costing the decision on newer signals)."""
+    runs = [(parse_iso(s["start"]), parse_iso(s["end"])) for s in decision.get("slots") or []]
+    if runs:
+        return runs
+    start = parse_iso(decision["start"])
+    return [(start, start + duration)]
 
 
 def method_of(plan: Plan, interruptible: bool) -> DecisionMethod:

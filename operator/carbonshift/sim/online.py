@@ -9,8 +9,9 @@ actuals with ``engine``'s baseline and oracle:
   mode, kept for comparison with them);
 - ``online`` (``carbonshift simulate``'s default): every slot, every waiting job is
   re-planned on the forecast issued at that slot; the operator's hysteresis keeps a decision unless
-  the new plan emits ``replan_min_improvement`` less (``controller.cycle``); a job starts when
-  its decided start comes. An interruptible job is committed to its decided slots when its first
+  the new plan emits ``replan_min_improvement`` less than the decided slots cost on the same
+  series (``core.recost``; the figure decided on when they are not all on it) (``controller.cycle``);
+  a job starts when its decided start comes. An interruptible job is committed to its decided slots when its first
   slot comes (the operator suspends and resumes the member Job on them).
 
 ``policy`` (``core.uncertainty.ForecastPolicy``) turns an issued forecast into the series the
@@ -28,7 +29,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from carbonshift.core import BatchOrder, Job, Plan, PlannerOptions, RegionSignals, plan_jobs
+from carbonshift.core import BatchOrder, Job, Plan, PlannerOptions, RegionSignals, Snapshot, build_snapshot, plan_jobs
+from carbonshift.core.recost import slots_cost_g
 from carbonshift.core.slots import job_window
 from carbonshift.sim import engine
 from carbonshift.sim.forecasts import ForecastSource
@@ -167,6 +169,16 @@ def _adopt(state: _JobState, plan: Plan, t: int) -> None:
     state.expected_g = plan.expected_g
 
 
+def _decided_g(state: _JobState, snap: Snapshot, t: int, region: str, power_w: float, slot: timedelta) -> float:
+    """The hysteresis's yardstick, as the operator's (``controller.cycle.plan.decided_cost_g``): the
+    decided slots costed on the series issued at ``t``; the figure decided on when they do not
+    hold the whole run (a plan past the end of its grid) or are not all on this one."""
+    if abs(sum(state.fractions) - state.job.duration / slot) > 1e-6:
+        return state.expected_g
+    now_g = slots_cost_g(snap, region, [s - t for s in state.slots], state.fractions, power_w)
+    return state.expected_g if now_g is None else now_g
+
+
 def whole_window(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: ForecastSource,
                  conditioner: Conditioner | None = None) -> dict[str, object]:
     """Plan each job once, at submission, on the forecast issued then."""
@@ -219,11 +231,13 @@ def online(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: Forec
         n = min(n_total, max(windows[i][1] for i in waiting) + 1) - t
         issued = source.issue(t, n)
         planned: dict[int, Plan] = {}
+        seen: dict[int, Snapshot] = {}  # the series each job was planned on, to re-cost its decision
         for (pivot, pivot_slots), members in _groups(waiting, pivots, t).items():
             values = conditioner.condition(t, issued.copy(), pivot=pivot, pivot_slots=pivot_slots)
             live = [replace(jobs[i], submit_at=max(jobs[i].submit_at, now)) for i in members]
-            planned.update(zip(members, plan_jobs(live, _signals(trace, setup.region, t, values),
-                                                  options=setup.options, order=BatchOrder.AS_GIVEN)))
+            snap = build_snapshot(_signals(trace, setup.region, t, values))
+            planned.update(zip(members, plan_jobs(live, snap, options=setup.options, order=BatchOrder.AS_GIVEN)))
+            seen.update((i, snap) for i in members)
         still: list[int] = []
         for i in waiting:
             plan = planned[i]
@@ -233,8 +247,14 @@ def online(trace: Trace, workload: Sequence[SimJob], setup: Setup, source: Forec
                 continue
             must_change = state.start is None or not plan.feasible or any(
                 c.value in ("RunNowDeadlineNear", "DeadlineUnmeetable") for c in plan.codes)
-            if must_change or plan.expected_g < state.expected_g * keep:
+            if must_change:
                 _adopt(state, plan, t)
+            else:
+                decided = _decided_g(state, seen[i], t, setup.region, setup.power_w, slot)
+                if plan.expected_g < decided * keep:
+                    _adopt(state, plan, t)
+                elif abs(decided - state.expected_g) > max(1.0, setup.replan_min_improvement * state.expected_g):
+                    state.expected_g = decided  # as the operator refreshes a kept decision's expectedGrams
             if state.start is not None and state.start <= t:
                 state.done = True
             elif not state.slots:

@@ -3,7 +3,9 @@
 All waiting jobs are planned together by the decision core, jobs already running holding their
 capacity; each plan then becomes the job's decision in its status patch unless the decision it
 has is kept (hysteresis): a decision changes only when it must (its cluster went away, its
-deadline no longer holds) or when the new plan emits clearly less (``replanMinImprovement``).
+deadline no longer holds) or when the new plan emits clearly less (``replanMinImprovement``) than
+the decided window costs on the same signals (``core.recost``), not than it was expected to cost
+when it was decided: a newer forecast may have made that window dearer or cheaper.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from carbonshift.controller.cycle.unconfirmed import unconfirmed_cluster
 from carbonshift.controller.settings import OperatorSettings
 from carbonshift.controller.signalhub import with_battery_reserve
 from carbonshift.controller.status import same_decision, with_decision
-from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, job_power_w,
-                                              planner_options, saved_display, signal_reasons)
-from carbonshift.core import Job, Plan, ReasonCode, RegionSignals, build_snapshot, plan_job, plan_jobs
+from carbonshift.controller.translate import (admission_reasons, core_job, decision_from_plan, decision_intervals,
+                                              job_power_w, planner_options, saved_display, signal_reasons)
+from carbonshift.core import Job, Plan, ReasonCode, RegionSignals, Snapshot, build_snapshot, plan_job, plan_jobs
+from carbonshift.core.recost import window_cost_g
 from carbonshift.timefmt import parse_iso, to_iso
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ def plan_waiting(waiting: list[JobContext], held: list[Plan], view: CycleView, s
         for ctx, job, plan in zip(members, jobs, plans):
             if plan is None:
                 continue
-            adopt_plan(ctx, job, plan, view, settings)
+            adopt_plan(ctx, job, plan, view, settings, decided_g=decided_cost_g(ctx, job, snapshot, held))
             ctx.plan = held_by(ctx, plan, view, settings.min_watts_per_cpu)
             if ctx.plan is not None:
                 held.append(ctx.plan)
@@ -193,8 +196,28 @@ def mark_staleness(contexts: list[JobContext], view: CycleView, max_age: timedel
                           view.now)
 
 
-def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings: OperatorSettings) -> None:
-    """Hysteresis: keep the current decision unless the new plan is clearly better or it must change."""
+def decided_cost_g(ctx: JobContext, job: Job, snapshot: Snapshot, held: list[Plan]) -> float | None:
+    """What the job's current decision costs on this cycle's signals (``snapshot``; the on-site
+    energy of the plans ``held`` by others is not its to use). ``None`` without a decision of the
+    current spec, or when its window is not (entirely) on the grid: then the hysteresis compares
+    with the figure it was decided on."""
+    old = ctx.current("decision")
+    if not old or not old.get("region") or ctx.status.get("observedGeneration") != ctx.generation:
+        return None
+    try:
+        intervals = decision_intervals(old, job.duration)
+    except (KeyError, TypeError, ValueError):  # not a decision this operator wrote: not re-costed
+        return None
+    return window_cost_g(snapshot, str(old["region"]), intervals, job.it_power_w, held)
+
+
+def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings: OperatorSettings,
+               decided_g: float | None = None) -> None:
+    """Hysteresis: keep the current decision unless the new plan is clearly better or it must change.
+
+    ``decided_g``: the current decision's window costed on the signals ``plan`` was made on
+    (:func:`decided_cost_g`); without it the decision's own ``expectedGrams`` is the yardstick.
+    """
     if unconfirmed_cluster(ctx, view) is not None:
         return  # a create sent there may have made the Job: kept until that cluster is looked at
     now = view.now
@@ -212,6 +235,7 @@ def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings:
                                   admission_reasons(ctx.model, ctx.policy, ctx.submitted or now,
                                                     settings.min_watts_per_cpu)
                                   + signal_reasons(view.readings.get(plan.region or "")))
+    costlier = ""  # why a decision the old yardstick would have kept is given up
     if old and ctx.status.get("observedGeneration") == ctx.generation:
         old_start = parse_iso(old["start"])
         old_usable = view.usable(old.get("cluster"), ctx.namespace) and old.get("region") in ctx.regions
@@ -222,15 +246,23 @@ def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings:
         margin = job.duration * ctx.policy.forecast_safety_margin
         old_ok = old_usable and max(old_start, now) + job.duration + margin <= job.deadline
         if old_ok and not deadline_near:
-            threshold = float(old.get("expectedGrams") or 0.0) * (1.0 - settings.replan_min_improvement)
-            if decision["expectedGrams"] >= threshold:
+            keep = 1.0 - settings.replan_min_improvement
+            was = float(old.get("expectedGrams") or 0.0)
+            now_g = was if decided_g is None else decided_g
+            if decision["expectedGrams"] >= now_g * keep:
+                refresh_estimate(ctx, old, decided_g, settings)
                 return  # the gain is below the hysteresis
+            if decision["expectedGrams"] >= was * keep:
+                costlier = (f"the decided window now costs {now_g:.0f} g (was {was:.0f} g when decided); "
+                            f"new plan {decision['expectedGrams']:.0f} g")
     if same_decision(old, decision):
         return
     if old and old.get("baselineGrams") is not None and ctx.status.get("observedGeneration") == ctx.generation:
         # The baseline is "run at submission in the home region": it does not move on re-plans.
         decision["baselineGrams"] = old["baselineGrams"]
         decision["savedGrams"] = round(old["baselineGrams"] - decision["expectedGrams"], 3)
+    if costlier:
+        decision["reasons"].append({"code": JobReason.WINDOW_COST_ROSE, "message": costlier[:1024]})
     if ctx.policy.dry_run:
         decision["reasons"].append({"code": JobReason.DRY_RUN, "message": f"{ctx.policy.source} is dry-run: "
                                     "the decision is reported but the job runs at once"})
@@ -246,7 +278,28 @@ def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings:
                   "the deadline leaves no room to wait: running now" if deadline_near
                   else f"planned to finish before {to_iso(job.deadline)}", now)
     if not (first and (parse_iso(decision["start"]) <= now or ctx.policy.dry_run)):
-        ctx.event(JobReason.DECIDED if first else JobReason.REPLANNED, text)  # else the Dispatched event says it
+        ctx.event(JobReason.DECIDED if first else JobReason.REPLANNED,
+                  f"{costlier}. {text}"[:1024] if costlier else text)  # else the Dispatched event says it
+
+
+def refresh_estimate(ctx: JobContext, old: dict[str, Any], decided_g: float | None, settings: OperatorSettings) -> None:
+    """A kept decision's ``expectedGrams`` (and ``savedGrams``) follow what its window costs on the
+    newest signals, once that moved by more than ``replanMinImprovement`` (at least 1 g) from the
+    recorded figure: a user reads the current estimate, and a waiting job's status is not
+    rewritten every cycle for noise. ``decidedAt``, the window and the reasons stay as decided."""
+    if decided_g is None or decided_g != decided_g:
+        return
+    was = float(old.get("expectedGrams") or 0.0)
+    if abs(decided_g - was) <= max(1.0, settings.replan_min_improvement * was):
+        return
+    refreshed = dict(old)
+    refreshed["expectedGrams"] = round(max(decided_g, 0.0), 3)
+    baseline = old.get("baselineGrams")
+    if baseline is not None:
+        refreshed["savedGrams"] = round(float(baseline) - refreshed["expectedGrams"], 3) + 0.0
+    ctx.set(decision=refreshed, savedDisplay=saved_display(refreshed))
+    if ctx.current("message") == summary(old):  # the decision's own summary, not another step's word
+        ctx.set(message=summary(refreshed))
 
 
 def summary(decision: dict[str, Any]) -> str:
