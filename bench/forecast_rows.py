@@ -39,7 +39,9 @@ SOURCES = ("dacf", "noise:5", "week-mean", "builtin", "yesterday", "persistence"
 # (mode, source, policy) run by default: the issue's whole-window baselines, then the operator's cycle
 CONFIGS = tuple(("whole-window", s, "none") for s in SOURCES) + (
     ("online", "dacf", "none"), ("online", "dacf", "learned"), ("online", "persistence", "learned"),
-    ("online", "dacf", "backtested"), ("online", "persistence", "backtested"))
+    ("online", "dacf", "backtested"), ("online", "persistence", "backtested"),
+    # the built-in forecaster as the operator uses it, and the ceiling a day-ahead forecast's reach leaves
+    ("online", "builtin", "learned"), ("online", "perfect-day-ahead", "none"), ("online", "perfect-day-ahead", "learned"))
 HORIZON_SLOTS = 96  # the operator's horizonHours (48 h) on 30-minute slots
 
 
@@ -71,6 +73,8 @@ def make_source(name: str, trace: Trace, region: str, dacf: np.ndarray, mode: st
     whole = mode == "whole-window"
     if name == "dacf":
         return forecasts.day_ahead_source(grid, dacf, whole_window=whole)
+    if name == "perfect-day-ahead":  # the actuals, published on DACF's schedule: no forecast error, same reach
+        return forecasts.day_ahead_source(grid, grid.actual, name=name, whole_window=whole)
     return forecasts.make_source(name, grid, horizon_slots=None if whole else HORIZON_SLOTS)
 
 
@@ -172,7 +176,9 @@ def report_section(data: dict[str, Any] | None) -> str:
            "nothing beyond; history-based sources reach 48 h (`horizonHours`).",
            "- Sources: `dacf` (day-ahead), `noise:5` (actual + Gaussian noise, std 5% of the mean), `week-mean` (mean "
            "of the same time of day over the last 7 days), `yesterday` (same time yesterday), `persistence` (last "
-           "value held), all issued from what was known at the issue slot.",
+           "value held), `builtin` (the built-in forecaster, `core/forecaster.py`, 48 h), all issued from what was "
+           "known at the issue slot; `perfect-day-ahead` (the actuals, published on DACF's schedule: what any "
+           "day-ahead forecast with no error at all would give under the same reach).",
            "- Policy `none`: the raw forecast. `learned` (`sim/policy.py` feeding `core/uncertainty.py` and "
            "`core/stopping.py`): bias and error spread per lead learned from the source's own forecasts issued at the "
            "same time of day over the last 28 days (only those whose target is already measured); blended with the "
