@@ -91,14 +91,8 @@ class GuardedProvider:
                 raise failed[1]
             return last
 
-        async def fetch_history() -> Series:
-            series = await self.inner.history(now - self.profile_history, now)
-            if not series.points:
-                raise BadSignalData(f"{self.source}: empty history")
-            return series
-
         try:
-            history = await self._history_cache.get("history", fetch_history)
+            history = await self._history_cache.get("history", lambda: self._fetch_history(now))
         except SignalError as exc:
             self._history_failure = (now, exc)
             last = self._history_cache.peek("history")
@@ -108,6 +102,13 @@ class GuardedProvider:
         self._history_failure = None
         return history
 
+    async def _fetch_history(self, now: datetime) -> Series:
+        """The last ``profile_history`` of values, the one provider call behind the history cache."""
+        series = await self.inner.history(now - self.profile_history, now)
+        if not series.points:
+            raise BadSignalData(f"{self.source}: empty history")
+        return series
+
     async def profile(self, horizon: timedelta) -> Series:
         """The weekly-profile forecast on demand (e.g. when a policy prefers it to a stale forecast)."""
         return await self._from_history(horizon, SignalError("requested explicitly"), builtin=False)
@@ -115,14 +116,8 @@ class GuardedProvider:
     async def _from_history(self, horizon: timedelta, cause: SignalError, *, builtin: bool) -> Series:
         now = self.now()
 
-        async def fetch_history() -> Series:
-            series = await self.inner.history(now - self.profile_history, now)
-            if not series.points:
-                raise BadSignalData(f"{self.source}: empty history")
-            return series
-
         try:
-            history = await self._history_cache.get("history", fetch_history)
+            history = await self._history_cache.get("history", lambda: self._fetch_history(now))
         except SignalError as exc:
             history_or_none = self._history_cache.peek("history")
             if history_or_none is None:
