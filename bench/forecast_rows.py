@@ -84,6 +84,8 @@ def conditioner_for(policy: str, source: forecasts.ForecastSource) -> online.Con
     from carbonshift.sim.policy import learned_conditioner
     if policy == "learned-solo":  # the same without blending in the built-in forecaster
         return learned_conditioner(source, blend=False)
+    if policy == "learned-relative":  # the premium on the gain's own spread (core.uncertainty.relative_spread)
+        return learned_conditioner(source, relative=True)
     if policy == "backtested":
         from carbonshift.sim.policy import backtested_conditioner
         return backtested_conditioner(source)
