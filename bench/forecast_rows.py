@@ -84,6 +84,9 @@ def conditioner_for(policy: str, source: forecasts.ForecastSource) -> online.Con
     from carbonshift.sim.policy import learned_conditioner
     if policy == "learned-solo":  # the same without blending in the built-in forecaster
         return learned_conditioner(source, blend=False)
+    if policy == "learned-stopping":  # the same with core.stopping's slack-aware rule past the horizon
+        from carbonshift.core.stopping import STOPPING_PREMIUM
+        return learned_conditioner(source, slack_aware=True, beyond_premium=STOPPING_PREMIUM)
     if policy == "backtested":
         from carbonshift.sim.policy import backtested_conditioner
         return backtested_conditioner(source)

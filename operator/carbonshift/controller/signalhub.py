@@ -56,6 +56,7 @@ class RegionReading:
     kind: str
     error: str | None = None  # set when this cycle's fetch failed (the series may be an older one)
     conditioning: str | None = None  # what the learned forecast policy did to the provider's forecast
+    valued_from: datetime | None = None  # from here on the grid is valued from history, not forecast
 
     def age(self, now: datetime) -> timedelta | None:
         return None if self.observed_at is None else now - self.observed_at
@@ -91,17 +92,18 @@ async def _recent_history(entry: _MemberSignals) -> Series | None:
 
 def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
                  history: Series | None, start: datetime, slot: timedelta,
-                 horizon: timedelta) -> tuple[np.ndarray, str | None]:
-    """The provider's values on the grid as the learned forecast policy conditions them, and why."""
+                 horizon: timedelta) -> tuple[np.ndarray, str | None, datetime | None]:
+    """The provider's values on the grid as the learned forecast policy conditions them, why, and
+    from when on they are valued from history rather than forecast."""
     if entry.conditioner is None:
-        return intensity, None
+        return intensity, None, None
     try:
         entry.conditioner.observe(current)
         result = entry.conditioner.condition(forecast, history, start, horizon)
-        return result.on_grid(intensity, start, slot), result.reason
+        return result.on_grid(intensity, start, slot), result.reason, result.valued_from
     except Exception:  # a bug here must not stop planning: the raw forecast is still a plan
         log.exception("%s: conditioning the forecast failed; planning on it as it is", entry.provider.source)
-        return intensity, None
+        return intensity, None, None
 
 
 def _drop(pending: asyncio.Future[Any]) -> None:
@@ -249,7 +251,7 @@ class SignalHub:
             current, forecast, history = fetched.result()
             grid = self._grid_slots(entry)
             intensity = to_slots([current, forecast], start, self.slot, grid)
-            intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
+            intensity, conditioning, valued_from = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
                                                    grid * self.slot)
             intensity = _past_horizon_known(intensity, n)
             solar, battery = await self._energy(entry, start, intensity.shape[0])
@@ -258,6 +260,7 @@ class SignalHub:
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
                 observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
                 source=entry.provider.source, kind=forecast.kind.value, conditioning=conditioning,
+                valued_from=valued_from,
             )
             entry.last_good = reading
             return reading
@@ -275,7 +278,7 @@ class SignalHub:
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc),
-                                     conditioning=last.conditioning)
+                                     conditioning=last.conditioning, valued_from=last.valued_from)
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
             return RegionReading(spec.region, name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
