@@ -24,6 +24,7 @@ from carbonshift.signals import (CarbonProvider, ProviderUnavailable, SecretRead
                                  build_provider, resolve_secrets, secret_refs, to_slots)
 from carbonshift.core.solar import PanelOrientation, forecast_solar
 from carbonshift.signals import Series
+from carbonshift.controller.forecastrecords import RecordStore
 from carbonshift.signals.conditioning import ForecastConditioner
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
@@ -89,15 +90,24 @@ async def _recent_history(entry: _MemberSignals) -> Series | None:
         return None
 
 
-def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
-                 history: Series | None, start: datetime, slot: timedelta,
-                 horizon: timedelta) -> tuple[np.ndarray, str | None]:
-    """The provider's values on the grid as the learned forecast policy conditions them, and why."""
-    if entry.conditioner is None:
+async def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
+                       history: Series | None, start: datetime, slot: timedelta,
+                       horizon: timedelta) -> tuple[np.ndarray, str | None]:
+    """The provider's values on the grid as the learned forecast policy conditions them, and why.
+
+    The refit (about 15 ms a region, once an hour or when the forecast changes) runs in a worker
+    thread on a detached copy, so watches, probes and dispatches go on meanwhile; the copy's
+    result is adopted back here, on the loop, so the cycle never sees a half-updated record."""
+    conditioner = entry.conditioner
+    if conditioner is None:
         return intensity, None
     try:
-        entry.conditioner.observe(current)
-        result = entry.conditioner.condition(forecast, history, start, horizon)
+        conditioner.observe(current)
+        result = conditioner.cached(forecast, history, start, horizon)
+        if result is None:
+            twin = conditioner.detached()
+            result = await asyncio.to_thread(twin.condition, forecast, history, start, horizon)
+            conditioner.adopt(twin)
         return result.on_grid(intensity, start, slot), result.reason
     except Exception:  # a bug here must not stop planning: the raw forecast is still a plan
         log.exception("%s: conditioning the forecast failed; planning on it as it is", entry.provider.source)
@@ -130,6 +140,8 @@ class SignalHub:
     # learned: how far past ``horizon`` the grid may reach where history values the hours (setting
     # maxPlanningHorizonHours); None: the grid ends at ``horizon``.
     max_horizon: timedelta | None = None
+    # learned: where each region's forecast record is kept across restarts (None: in memory only).
+    records: RecordStore | None = None
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
     # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
     _closing: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -167,6 +179,8 @@ class SignalHub:
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
             if self.forecast_policy == "learned":
                 current.conditioner = ForecastConditioner()
+                if self.records is not None:
+                    self.records.restore(member, current.conditioner)
             if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
                 current.location = (spec.energy.latitude, spec.energy.longitude)
                 if spec.energy.panel_tilt_degrees is not None:  # unset azimuth: facing the equator
@@ -249,8 +263,10 @@ class SignalHub:
             current, forecast, history = fetched.result()
             grid = self._grid_slots(entry)
             intensity = to_slots([current, forecast], start, self.slot, grid)
-            intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
-                                                   grid * self.slot)
+            intensity, conditioning = await _conditioned(entry, intensity, current, forecast, history, start,
+                                                         self.slot, grid * self.slot)
+            if self.records is not None and entry.conditioner is not None:
+                self.records.save(member, entry.conditioner)
             intensity = _past_horizon_known(intensity, n)
             solar, battery = await self._energy(entry, start, intensity.shape[0])
             reading = RegionReading(
@@ -363,3 +379,5 @@ class SignalHub:
             if entry.energy is not None:
                 await entry.energy.aclose()
         self._members.clear()
+        if self.records is not None:
+            await self.records.aclose()
