@@ -59,7 +59,7 @@ def test_the_continuation_value_is_the_empirical_one() -> None:
     """Days alternate between 100 and 300 g/kWh: one chance is worth 200, two 150, three 125
     (``E[min(X, V)]`` on the two-point distribution; a Gaussian would say otherwise)."""
     history = np.concatenate([np.full(DAY, 100.0 if d % 2 else 300.0) for d in range(28)])
-    values = continuation_values(history, DAY, 3)
+    values = continuation_values(history, DAY, 3, days=28)
     np.testing.assert_allclose(values[:, 0], [200.0, 150.0, 125.0])
 
 

@@ -38,7 +38,8 @@ BEYOND_PREMIUM = -0.5
 # The slack-aware rule (``fill_beyond_horizon(slack_aware=True)``), off by default: on Sep-Oct 2021
 # of DE and SE (ML and ML interruptible; premium -0.5 .. 1, 7..28 days) its best setting, 0.5 and 7
 # days, reached 0.555 of the oracle against 0.540 for the flat rule above and 0.565 for the flat
-# rule with premium 0; out of sample it lost (docs/benchmarks.md).
+# rule with premium 0; on the 8 ML rows of the other four grids it lost 0.008 of the oracle on average
+# (docs/benchmarks.md, "Slack-aware stopping past the horizon").
 SLACK_AWARE = False
 STOPPING_PREMIUM = 0.5
 CHANCE_DAYS = 7  # days of history whose costs at a time of day are a day's chances
