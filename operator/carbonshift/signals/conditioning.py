@@ -317,7 +317,6 @@ class ForecastConditioner:
         parts.extend(_beyond_text(issue, provider, blended, before_fill, planned))
         return Conditioned(issue, provider, planned, "; ".join(parts))
 
-
     def _restored_text(self, hour: int, offsets: list[int], actual: FloatArray) -> str:
         """How many of the scored days came from a record kept across a restart (``import_record``)."""
         if self._restored_through is None:
