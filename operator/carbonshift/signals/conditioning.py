@@ -318,7 +318,6 @@ class ForecastConditioner:
         parts.extend(_beyond_text(issue, provider, blended, before_fill, planned))
         return Conditioned(issue, provider, planned, "; ".join(parts), _valued_from(issue, before_fill, planned))
 
-
     def _restored_text(self, hour: int, offsets: list[int], actual: FloatArray) -> str:
         """How many of the scored days came from a record kept across a restart (``import_record``)."""
         if self._restored_through is None:
