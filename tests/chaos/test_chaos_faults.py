@@ -8,6 +8,7 @@ After each: every job reaches a correct phase, exactly one member Job per job (c
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,13 +16,14 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaos_support import (
-    FULL, Hub, alive_and_serving, check_invariants, condition, job, origin_argv, wait_all_terminal,
-    wait_until,
+    FULL, MEMBERS, Hub, _start_with_env, alive_and_serving, check_invariants, condition, job, origin_argv,
+    wait_all_terminal, wait_until,
 )
 
 
@@ -161,6 +163,74 @@ def test_member_apiserver_killed_and_restarted(operator, hub, make_namespace, co
     finished = wait_all_terminal(hub, ns, stream.names, timeout=240, process=operator)
     ledger["jobs submitted around a member API server outage"] += len(stream.names)
     check_invariants(hub, finished, ledger)
+
+
+KILLED_AFTER_CREATE = Path(__file__).resolve().parent / "killed_after_create.py"
+
+
+def member_copies(control_plane, cluster: str, uid: str) -> list[dict[str, Any]]:
+    out = control_plane.kubectl(cluster, "get", "jobs", "-A", "-o", "json", "-l", f"carbonshift.io/job-uid={uid}")
+    return json.loads(out.stdout)["items"]
+
+
+@pytest.mark.chaos_smoke
+def test_killed_between_create_and_status_write_while_that_member_is_down(operator, hub, make_namespace,
+                                                                         control_plane, ledger) -> None:
+    """The double fault: the operator is killed -9 right after a member answered a create, before
+    the status write that records the copy, and restarts while that member's API server is down.
+    The job is not created in the other member meanwhile, and its status says why; once the
+    member is back, its copy is the one run."""
+    plane = control_plane.plane
+    ns = make_namespace("hub", "twice")
+    original = list(operator.argv)  # [python, -m, carbonshift, run, ...]
+    operator.kill(signal.SIGKILL)
+    operator.argv = [original[0], str(KILLED_AFTER_CREATE), *original[3:]]
+    _start_with_env(operator, {"CARBONSHIFT_TEST_KILL_AFTER_CREATE": f"{ns}/once"})
+    down = None
+    try:
+        uid = hub.create(ns, job("once", max_delay="1m", pod_seconds=3))["metadata"]["uid"]
+        assert operator.proc.wait(timeout=120) == -signal.SIGKILL, operator.log_tail()
+        ledger["operator kill -9 between a member create and its status write"] += 1
+        made = {c: member_copies(control_plane, c, uid) for c in MEMBERS}
+        (down,) = [c for c, copies in made.items() if copies]
+        (other,) = [c for c in MEMBERS if c != down]
+        first_copy = made[down][0]["metadata"]["uid"]
+        assert "memberJob" not in hub.status(ns, "once")
+        os.killpg(plane._pids()[f"{down}-apiserver"], signal.SIGKILL)
+        ledger["  and that member's API server kill -9 before the restart"] += 1
+        operator.argv = original
+        operator.start()
+        # Restarted with nothing in memory and that member unlisted: never a copy in the other one.
+        explained_at = None
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            assert member_copies(control_plane, other, uid) == [], (
+                f"created a second time, in {other}, while {down} was down:\n{operator.log_tail()}")
+            status = hub.status(ns, "once")
+            dispatched = condition(status, "Dispatched")
+            if explained_at is None and dispatched.get("reason") == "DispatchUnconfirmed":
+                explained_at = time.monotonic()
+            if explained_at is not None and time.monotonic() - explained_at > 6:  # a dozen cycles
+                break
+            time.sleep(0.5)
+        assert explained_at is not None, (status, operator.log_tail())
+        assert status["phase"] == "Waiting" and "memberJob" not in status
+        assert status["decision"]["cluster"] == down
+        assert down in status["message"] and "not created elsewhere" in status["message"], status["message"]
+        warnings = [e for e in hub.events(ns, "once") if e["reason"] == "DispatchUnconfirmed"]
+        assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
+    finally:
+        plane.up()
+        if operator.argv != original or operator.proc is None or operator.proc.poll() is not None:
+            operator.kill(signal.SIGKILL)
+            operator.argv = original
+            operator.start()
+    # The member is back: its copy is adopted and run, exactly once.
+    finished = wait_all_terminal(hub, ns, ["once"], timeout=180, process=operator)
+    check_invariants(hub, finished, ledger)
+    assert finished["once"]["status"]["memberJob"]["uid"] == first_copy
+    assert finished["once"]["status"]["memberJob"]["cluster"] == down
+    assert [e["reason"] for e in hub.events(ns, "once")].count("Dispatched") == 1
 
 
 def test_etcd_paused(operator, hub, make_namespace, control_plane, ledger) -> None:

@@ -280,7 +280,7 @@ def test_exec_token_is_shared_cached_and_dropped_only_when_refused(plugins: Path
         assert {t.token for t in again} == {"token-b"} and creds.runs == 2
 
     run(scenario)
-    assert creds.token_sync().token == "token-b" and creds.runs == 2  # the synchronous path shares it
+    assert run(creds.token).token == "token-b" and creds.runs == 2  # a later loop shares the cached token
     recorded = calls(plugins, "aws")
     assert len(recorded) == 2
     assert recorded[0]["stdin"] == ""  # never the operator's terminal
@@ -292,15 +292,15 @@ def test_exec_token_without_or_past_expiry(plugins: Path) -> None:
     creds = _exec_credentials("kubelogin", V1)
     set_token(plugins, "kubelogin", "forever")
     for _ in range(3):
-        assert creds.token_sync().token == "forever" and creds.token_sync().expires_at is None
+        assert run(creds.token).token == "forever" and run(creds.token).expires_at is None
     assert creds.runs == 1
     set_token(plugins, "kubelogin", "stale", ttl_s=-5)  # already expired when printed: never cached
     creds.invalidate("forever")
-    assert creds.token_sync().token == "stale" and creds.token_sync().token == "stale"
+    assert run(creds.token).token == "stale" and run(creds.token).token == "stale"
     assert creds.runs == 3
     short = _exec_credentials("kubelogin", V1)
     set_token(plugins, "kubelogin", "short", ttl_s=100)
-    answer = short.token_sync()
+    answer = run(short.token)
     assert answer.expires_at and answer.refresh_by
     assert 18 <= (answer.expires_at - answer.refresh_by).total_seconds() <= 22  # a fifth of ~100 s
 
@@ -327,7 +327,7 @@ def test_bad_plugin_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out
     assert config is not None
     expected = f"exec plugin {plugin} (user 'u1'){'' if message.startswith(':') else ' '}{message}"
     with pytest.raises(ExecError) as err:
-        ExecCredentials(config).token_sync()
+        run(ExecCredentials(config).token)
     assert str(err.value).startswith(expected)
     with pytest.raises(ExecError) as err_async:
         run(ExecCredentials(config).token)
@@ -346,7 +346,7 @@ def test_a_failing_plugin_is_named_and_its_stderr_stays_in_the_log(plugins: Path
     assert TOKEN not in str(err.value)
     assert "plugin failure the test asked for" in caplog.text
     with pytest.raises(ExecError) as again:  # many requests a second: the failure is held, not re-run
-        creds.token_sync()
+        run(creds.token)
     assert str(again.value) == str(err.value) and len(calls(plugins, "aws")) == 1
 
 

@@ -131,6 +131,9 @@ class JobReason(enum.StrEnum):
     DISPATCH_FAILED = "DispatchFailed"
     # A create was sent and its answer lost (unreachable, timeout, 5xx): the Job may exist there.
     DISPATCH_UNCONFIRMED = "DispatchUnconfirmed"
+    # Written before a create is sent (the write-ahead intent): until its answer is recorded the
+    # Job may exist in the decided cluster, as with DispatchUnconfirmed.
+    DISPATCHING = "Dispatching"
     NAMESPACE_SHARE_FULL = "NamespaceShareFull"
     MEMBER_NAMESPACE_MISSING = "MemberNamespaceMissing"
     MEMBER_NAMESPACE_NOT_READY = "MemberNamespaceNotReady"

@@ -30,6 +30,7 @@ with kubernetes_hidden():  # Kopf would import the official client just because 
 
 from carbonshift.controller.clock import AcceleratedClock, Clock, SystemClock
 from carbonshift.controller.cycle import Scheduler
+from carbonshift.controller.forecastrecords import RecordStore
 from carbonshift.controller.health import HealthServer
 from carbonshift.controller.kube import DEFAULT_MAX_CONNECTIONS, KubeApi, KubeError
 from carbonshift.controller.kubeconfig import Connection, KubeconfigError, resolve_connection
@@ -187,12 +188,17 @@ async def _lead(settings: OperatorSettings, hub: KubeApi, registry: MemberRegist
                 stop: asyncio.Event, lost: asyncio.Event) -> int:
     clock = build_clock(settings)
     secrets = hub_secrets(hub)
+    records = None
+    if settings.forecast_policy == "learned" and settings.keep_forecast_record:
+        # Only the leader gets here: it alone writes records, and reads them before its first plan.
+        records = RecordStore(hub, settings.namespace, clock.now)
+        await records.load()
     scheduler = Scheduler(
         hub=hub,
         registry=registry,
         signals=SignalHub(now=clock.now, secrets=secrets, slot=settings.slot, horizon=settings.horizon,
                           data_dir=settings.data_dir, forecast_policy=settings.forecast_policy,
-                          max_horizon=settings.planning_horizon),
+                          max_horizon=settings.planning_horizon, records=records),
         clock=clock, settings=settings, metrics=metrics,
     )
 

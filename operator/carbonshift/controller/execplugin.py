@@ -185,13 +185,6 @@ class ExecCredentials:
             self._current = await asyncio.to_thread(self._run)
             return self._current
 
-    def token_sync(self) -> ExecToken:
-        """For the rare synchronous caller: the cached token, or a blocking run of the plugin."""
-        if (current := self._valid()) is not None:
-            return current
-        self._current = self._run()
-        return self._current
-
     def _run(self) -> ExecToken:
         if self._failure is not None and time.monotonic() < self._failure[0]:
             raise self._failure[1]

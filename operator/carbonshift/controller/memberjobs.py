@@ -92,6 +92,12 @@ class MemberJobs:
 
         Raises ``dispatch.Refused`` when the member does not take it now, ``KubeError`` otherwise.
         """
+        manifest = await self.prepare(member, body, suspend=suspend)
+        return await self.send(member, manifest, str(body["metadata"]["uid"]))
+
+    async def prepare(self, member: MemberCluster, body: dict[str, Any], *, suspend: bool) -> dict[str, Any]:
+        """The member Job's manifest once the member's admission accepts it (dry runs; nothing is
+        created but a missing namespace the admin allowed). Raises ``dispatch.Refused``, ``KubeError``."""
         api = await self.registry.api(member)
         namespace = member.spec.member_namespace(str(body["metadata"]["namespace"]))
         manifest = build_member_job(body, namespace=namespace, member=str(member.metadata.name),
@@ -99,8 +105,13 @@ class MemberJobs:
         level = str(PodSecurityLevel.stricter(self.pod_security_level, member.spec.pod_security_level))
         await dispatch.prepare(api, str(member.metadata.name), manifest, create_namespace=member.spec.create_namespaces,
                                level=level)
-        created = await dispatch.create(api, str(member.metadata.name), manifest, str(body["metadata"]["uid"]),
-                                        self.hub_id)
+        return manifest
+
+    async def send(self, member: MemberCluster, manifest: dict[str, Any], uid: str) -> dict[str, Any]:
+        """Creates the prepared Job (or adopts this hub's copy of job ``uid`` at its name). Raises
+        ``KubeError`` (``dispatch.Unconfirmed``: sent, no answer)."""
+        api = await self.registry.api(member)
+        created = await dispatch.create(api, str(member.metadata.name), manifest, uid, self.hub_id)
         self._record(member, created)
         return created
 

@@ -40,6 +40,10 @@ def secret_path(namespace: str, name: str) -> str:
     return f"{NAMESPACES}/{namespace}/secrets/{name}"
 
 
+def configmap_path(namespace: str, name: str = "") -> str:
+    return f"{NAMESPACES}/{namespace}/configmaps" + (f"/{name}" if name else "")
+
+
 def pods_path(namespace: str) -> str:
     return f"{NAMESPACES}/{namespace}/pods"
 

@@ -71,6 +71,11 @@ class OperatorSettings(BaseModel):
         default="learned", alias="forecastPolicy",
         description="learned: plan on each provider's forecast corrected by its own recent errors, blended with "
                     "the built-in forecast, slots past its horizon valued from history; raw: on the forecast as it is.")
+    keep_forecast_record: bool = Field(
+        default=True, alias="keepForecastRecord",
+        description="forecastPolicy learned: keep each region's record of its provider's forecasts in a ConfigMap "
+                    "in the operator's namespace (label carbonshift.io/forecast-record), so a restart does not "
+                    "forget the provider's errors; false: in memory only.")
     max_planning_horizon_hours: float = Field(
         default=168.0, gt=0, le=336, alias="maxPlanningHorizonHours",
         description="forecastPolicy learned: plans may reach past horizonHours up to the latest deadline of the jobs "

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from carbonshift.signals import (CarbonProvider, ProviderUnavailable, SecretRead
                                  build_provider, resolve_secrets, secret_refs, to_slots)
 from carbonshift.core.solar import PanelOrientation, forecast_solar
 from carbonshift.signals import Series
+from carbonshift.controller.forecastrecords import RecordStore
 from carbonshift.signals.conditioning import ForecastConditioner
 from carbonshift.signals.prometheus import PrometheusEnergy, pod_energy_joules
 
@@ -56,6 +58,7 @@ class RegionReading:
     kind: str
     error: str | None = None  # set when this cycle's fetch failed (the series may be an older one)
     conditioning: str | None = None  # what the learned forecast policy did to the provider's forecast
+    valued_from: datetime | None = None  # from here on the grid is valued from history, not forecast
 
     def age(self, now: datetime) -> timedelta | None:
         return None if self.observed_at is None else now - self.observed_at
@@ -89,19 +92,31 @@ async def _recent_history(entry: _MemberSignals) -> Series | None:
         return None
 
 
-def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
-                 history: Series | None, start: datetime, slot: timedelta,
-                 horizon: timedelta) -> tuple[np.ndarray, str | None]:
-    """The provider's values on the grid as the learned forecast policy conditions them, and why."""
-    if entry.conditioner is None:
-        return intensity, None
+async def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
+                       history: Series | None, start: datetime, slot: timedelta,
+                       horizon: timedelta, refit: Executor) -> tuple[np.ndarray, str | None, datetime | None]:
+    """The provider's values on the grid as the learned forecast policy conditions them, why, and
+    from when on they are valued from history rather than forecast.
+
+    The refit (about 15 ms a region, once an hour or when the forecast changes) runs in ``refit``'s
+    one worker thread on a detached copy, so watches, probes and dispatches go on meanwhile (one
+    worker: with several, the loop's thread waits behind each of them for the GIL); the copy's
+    result is adopted back here, on the loop, so the cycle never sees a half-updated record."""
+    conditioner = entry.conditioner
+    if conditioner is None:
+        return intensity, None, None
     try:
-        entry.conditioner.observe(current)
-        result = entry.conditioner.condition(forecast, history, start, horizon)
-        return result.on_grid(intensity, start, slot), result.reason
+        conditioner.observe(current)
+        result = conditioner.cached(forecast, history, start, horizon)
+        if result is None:
+            twin = conditioner.detached()
+            result = await asyncio.get_running_loop().run_in_executor(
+                refit, twin.condition, forecast, history, start, horizon)
+            conditioner.adopt(twin)
+        return result.on_grid(intensity, start, slot), result.reason, result.valued_from
     except Exception:  # a bug here must not stop planning: the raw forecast is still a plan
         log.exception("%s: conditioning the forecast failed; planning on it as it is", entry.provider.source)
-        return intensity, None
+        return intensity, None, None
 
 
 def _drop(pending: asyncio.Future[Any]) -> None:
@@ -130,12 +145,20 @@ class SignalHub:
     # learned: how far past ``horizon`` the grid may reach where history values the hours (setting
     # maxPlanningHorizonHours); None: the grid ends at ``horizon``.
     max_horizon: timedelta | None = None
+    # learned: where each region's forecast record is kept across restarts (None: in memory only).
+    records: RecordStore | None = None
     _members: dict[str, _MemberSignals] = field(default_factory=dict)
     # Closes of replaced providers, left to run: the loop keeps only weak references to tasks.
     _closing: set[asyncio.Future[Any]] = field(default_factory=set)
     # Secret reads for a provider about to be built, by member: (its key, the read). One at a time,
     # waited for at most READ_BUDGET_S by a cycle, like a provider's fetch.
     _secret_reads: dict[str, tuple[str, asyncio.Future[SecretReader]]] = field(default_factory=dict)
+    _refit: ThreadPoolExecutor | None = None  # the learned policy's refits, one at a time off the loop
+
+    def _refit_pool(self) -> Executor:
+        if self._refit is None:
+            self._refit = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carbonshift-refit")
+        return self._refit
 
     def _close_later(self, closing: Any) -> None:
         task = asyncio.ensure_future(closing)
@@ -167,6 +190,8 @@ class SignalHub:
             current = _MemberSignals(key, provider, build_energy(energy_cfg, now=self.now))
             if self.forecast_policy == "learned":
                 current.conditioner = ForecastConditioner()
+                if self.records is not None:
+                    self.records.restore(member, current.conditioner)
             if spec.energy is not None and spec.energy.latitude is not None and spec.energy.longitude is not None:
                 current.location = (spec.energy.latitude, spec.energy.longitude)
                 if spec.energy.panel_tilt_degrees is not None:  # unset azimuth: facing the equator
@@ -249,8 +274,10 @@ class SignalHub:
             current, forecast, history = fetched.result()
             grid = self._grid_slots(entry)
             intensity = to_slots([current, forecast], start, self.slot, grid)
-            intensity, conditioning = _conditioned(entry, intensity, current, forecast, history, start, self.slot,
-                                                   grid * self.slot)
+            intensity, conditioning, valued_from = await _conditioned(
+                entry, intensity, current, forecast, history, start, self.slot, grid * self.slot, self._refit_pool())
+            if self.records is not None and entry.conditioner is not None:
+                self.records.save(member, entry.conditioner)
             intensity = _past_horizon_known(intensity, n)
             solar, battery = await self._energy(entry, start, intensity.shape[0])
             reading = RegionReading(
@@ -258,6 +285,7 @@ class SignalHub:
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
                 observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
                 source=entry.provider.source, kind=forecast.kind.value, conditioning=conditioning,
+                valued_from=valued_from,
             )
             entry.last_good = reading
             return reading
@@ -275,7 +303,7 @@ class SignalHub:
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc),
-                                     conditioning=last.conditioning)
+                                     conditioning=last.conditioning, valued_from=last.valued_from)
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
             return RegionReading(spec.region, name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
@@ -363,3 +391,8 @@ class SignalHub:
             if entry.energy is not None:
                 await entry.energy.aclose()
         self._members.clear()
+        if self.records is not None:
+            await self.records.aclose()
+        if self._refit is not None:
+            self._refit.shutdown(wait=False, cancel_futures=True)
+            self._refit = None

@@ -23,7 +23,7 @@ class Tasks:
     def busy(self, key: str) -> bool:
         return key in self._inflight
 
-    def spawn(self, key: str, work: Coroutine[Any, Any, None], what: str | None = None,
+    def spawn(self, key: str, work: Coroutine[Any, Any, object], what: str | None = None,
               done: Callable[[], None] | None = None) -> None:
         """Runs ``work`` as the task of ``key``; ``done`` is called when it ends, however it ends."""
 

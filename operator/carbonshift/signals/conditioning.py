@@ -8,9 +8,10 @@ need the errors each forecast source made before. Per region this module keeps:
 
 * a record of the provider's forecasts, one per issue hour (the first seen in that hour), for the
   last ``WINDOW_DAYS``. Scored against measured values once their hour has passed, the issues at
-  the same time of day give the provider's bias and spread by hour ahead. The record lives in
-  memory only: after a restart the provider's errors are unknown until ``MIN_DAYS`` days have been
-  recorded again, and meanwhile its forecast is not bias-corrected (the reason says so);
+  the same time of day give the provider's bias and spread by hour ahead. Until ``MIN_DAYS`` days
+  are recorded the forecast is not bias-corrected (the reason says so). ``export_record`` and
+  ``import_record`` turn the record (with the measured hours below) into plain data and back
+  (``record.py``), so the operator keeps it across restarts;
 * the hourly means of the current values it was shown, so a provider whose history is short
   (Electricity Maps: 24 h) can still be scored;
 * nothing for the built-in forecaster: it is deterministic from history, so its errors are
@@ -23,6 +24,7 @@ No I/O and no clock: the caller passes ``now``, the forecast and the history.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,10 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from carbonshift.core.forecaster import forecast_day_ahead
-from carbonshift.core.stopping import BEYOND_PREMIUM, PROFILE_DAYS, fill_beyond_horizon
+from carbonshift.core.stopping import BEYOND_PREMIUM, PROFILE_DAYS, SLACK_AWARE, fill_beyond_horizon
 from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, learn_lead_errors
 from carbonshift.timefmt import ensure_utc, to_iso
 
+from .record import ForecastRecord
 from .series import Series, SeriesKind, to_slots
 
 __all__ = ["ForecastConditioner", "Conditioned", "WINDOW_DAYS", "MIN_DAYS"]
@@ -58,6 +61,7 @@ class Conditioned:
     provider: FloatArray  # the provider's forecast, hourly (NaN where it has none)
     planned: FloatArray  # what the planner should minimise, hourly
     reason: str | None  # None: planned on the provider's values as they are
+    valued_from: datetime | None = None  # first hour valued from history, not forecast (core.stopping)
 
     def on_grid(self, raw: FloatArray, start: datetime, slot: timedelta) -> FloatArray:
         """``raw`` (the provider's values on the planner's grid) with this hour's correction applied;
@@ -132,10 +136,44 @@ class ForecastConditioner:
         self._actual: tuple[tuple[object, ...], FloatArray] | None = None
         self._backtest: tuple[tuple[object, ...], LeadErrors | None, int] | None = None
         self._result: tuple[tuple[object, ...], Conditioned] | None = None
+        self._restored_through: int | None = None  # the last issue hour restored by import_record
 
     @property
     def recorded_issues(self) -> int:
         return len(self._issued)
+
+    @property
+    def latest_issue_hour(self) -> int | None:
+        """The newest recorded issue hour (hours since the epoch): the record changes when this does."""
+        return max(self._issued) if self._issued else None
+
+    def export_record(self) -> ForecastRecord:
+        """The record as plain arrays (a copy: later recording does not change it)."""
+        hours = sorted(self._issued)
+        measured = sorted(self._measured)
+        return ForecastRecord(
+            issue_hours=np.array(hours, dtype=np.int64),
+            issued=(np.vstack([self._issued[h] for h in hours]) if hours
+                    else np.empty((0, RECORD_LEADS), dtype=np.float32)).astype(np.float32),
+            measured_hours=np.array(measured, dtype=np.int64),
+            measured_sum=np.array([self._measured[h][0] for h in measured], dtype=np.float64),
+            measured_count=np.array([self._measured[h][1] for h in measured], dtype=np.int64),
+            last_measured_s=None if self._last_measured is None else self._last_measured.timestamp(),
+        )
+
+    def import_record(self, record: ForecastRecord, now: datetime) -> None:
+        """Replaces the record by ``record`` (e.g. the one kept before a restart); raises
+        ``RecordError`` and changes nothing if it is not a valid record as of ``now``."""
+        now_hour = math.floor(ensure_utc(now).timestamp() / 3600)
+        record.check(RECORD_LEADS, now_hour)
+        self._issued = {int(h): np.array(row, dtype=np.float32) for h, row in zip(record.issue_hours, record.issued)}
+        self._measured = {int(h): (float(total), int(count)) for h, total, count
+                          in zip(record.measured_hours, record.measured_sum, record.measured_count)}
+        self._last_measured = (None if record.last_measured_s is None
+                               else datetime.fromtimestamp(record.last_measured_s, tz=ensure_utc(now).tzinfo))
+        self._restored_through = self.latest_issue_hour
+        self._pruned_at = self._actual = self._backtest = self._result = None
+        self._prune(now_hour)
 
     def observe(self, current: Series) -> None:
         """Remember the newest measured value (once per timestamp), for scoring past forecasts."""
@@ -151,6 +189,36 @@ class ForecastConditioner:
 
     def condition(self, forecast: Series, history: Series | None, now: datetime, horizon: timedelta) -> Conditioned:
         """The series to plan on from the hour containing ``now`` until ``now + horizon``."""
+        ready = self._prepare(forecast, history, now, horizon)
+        if isinstance(ready, Conditioned):
+            return ready
+        key, issue, hour, leads, provider = ready
+        result = self._compute(forecast, provider, history, issue, hour, leads)
+        self._result = (key, result)
+        return result
+
+    def cached(self, forecast: Series, history: Series | None, now: datetime, horizon: timedelta) -> Conditioned | None:
+        """Records ``forecast`` as ``condition`` does and returns its result when nothing it depends on
+        changed since it was computed; None: it must be computed (about 15 ms, once an hour), which
+        ``condition`` on a ``detached`` copy can do in another thread."""
+        ready = self._prepare(forecast, history, now, horizon)
+        return ready if isinstance(ready, Conditioned) else None
+
+    def detached(self) -> ForecastConditioner:
+        """A copy that may ``condition`` in another thread while this one goes on recording: the
+        dicts are copied, the recorded arrays shared (they are never changed in place)."""
+        twin = copy.copy(self)
+        twin._issued, twin._measured = dict(self._issued), dict(self._measured)
+        return twin
+
+    def adopt(self, twin: ForecastConditioner) -> None:
+        """Takes over what ``twin`` (from ``detached``) computed. Each cache is keyed by the inputs it
+        was computed from, so a result for inputs that changed meanwhile is never returned."""
+        self._actual, self._backtest, self._result = twin._actual, twin._backtest, twin._result
+
+    def _prepare(self, forecast: Series, history: Series | None, now: datetime, horizon: timedelta
+                 ) -> Conditioned | tuple[tuple[object, ...], datetime, int, int, FloatArray]:
+        """Records the forecast, then the cached result, or what computing it needs."""
         now = ensure_utc(now)
         issue = now.replace(minute=0, second=0, microsecond=0)
         hour = math.floor(issue.timestamp() / 3600)
@@ -164,9 +232,7 @@ class ForecastConditioner:
         key = (hour, leads, _fingerprint(forecast), _fingerprint(history), len(self._issued))
         if self._result is not None and self._result[0] == key:
             return self._result[1]
-        result = self._compute(forecast, provider, history, issue, hour, leads)
-        self._result = (key, result)
-        return result
+        return key, issue, hour, leads, provider
 
     def _prune(self, hour: int) -> None:
         """Forget what is older than the window (once an hour: the record stays bounded whatever comes)."""
@@ -236,9 +302,9 @@ class ForecastConditioner:
             own_known = bool(np.any(~np.isnan(own.sigma)))
             days = _days_scored(issued, offsets, actual)
             parts.append(_bias_text(f"{forecast.source}'s forecast", own, own_known,
-                                    f"learned from {days} days of its forecasts",
-                                    f"{days} of {MIN_DAYS} days of its forecasts at this hour recorded "
-                                    "since the operator started", self.premium))
+                                    f"learned from {days} days of its forecasts{self._restored_text(hour, offsets, actual)}",
+                                    f"{days} of {MIN_DAYS} days of its forecasts at this hour recorded",
+                                    self.premium))
             blended = np.full(leads, np.nan)
             builtin_leads = min(leads, BUILTIN_LEADS)
             if np.any(~np.isnan(actual)):
@@ -248,9 +314,17 @@ class ForecastConditioner:
             if builtin_known and own_known:
                 parts.append(f"blended with the built-in forecast (errors backtested on {builtin_days} days)")
         before_fill = planned
-        planned = fill_beyond_horizon(planned, actual, 24, self.beyond_premium)
+        planned = fill_beyond_horizon(planned, actual, 24, self.beyond_premium, slack_aware=SLACK_AWARE)
         parts.extend(_beyond_text(issue, provider, blended, before_fill, planned))
-        return Conditioned(issue, provider, planned, "; ".join(parts))
+        return Conditioned(issue, provider, planned, "; ".join(parts), _valued_from(issue, before_fill, planned))
+
+    def _restored_text(self, hour: int, offsets: list[int], actual: FloatArray) -> str:
+        """How many of the scored days came from a record kept across a restart (``import_record``)."""
+        if self._restored_through is None:
+            return ""
+        kept = [back for back in offsets if hour - back <= self._restored_through]
+        days = _days_scored([self._issued[hour - back].astype(np.float64) for back in kept], kept, actual)
+        return f", {days} of them recorded before the operator restarted" if days else ""
 
 
 def _bias_text(what: str, errors: LeadErrors, known: bool, learned: str, unknown: str, premium: float) -> str:
@@ -261,6 +335,15 @@ def _bias_text(what: str, errors: LeadErrors, known: bool, learned: str, unknown
     correction = round(-float(errors.bias[lead])) + 0  # + 0 turns -0 into 0
     return (f"{what} bias-corrected by up to {correction:+d} g/kWh ({lead} h ahead; {learned}); waiting priced "
             f"at {premium:g} x the extra forecast error")
+
+
+def _valued_from(issue: datetime, before_fill: FloatArray, planned: FloatArray) -> datetime | None:
+    """The first hour whose value came from history (``core.stopping``), not from a forecast."""
+    conditioned = np.flatnonzero(~np.isnan(before_fill))
+    fill_from = int(conditioned[-1]) + 1 if conditioned.size else 0
+    if fill_from >= planned.shape[0] or np.isnan(planned[fill_from:]).all():
+        return None
+    return issue + fill_from * _HOUR
 
 
 def _beyond_text(issue: datetime, provider: FloatArray, builtin: FloatArray | None, before_fill: FloatArray,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carbonshift.core.stopping import BEYOND_PREMIUM, fill_beyond_horizon
+from carbonshift.core.stopping import BEYOND_PREMIUM, CHANCE_DAYS, SLACK_AWARE, fill_beyond_horizon
 from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, errors_from_sums
 from carbonshift.sim.forecasts import ForecastSource, builtin_source
 from carbonshift.sim.online import Conditioner
@@ -119,8 +119,9 @@ class LearnedConditioner(Conditioner):
 
     def __init__(self, source: ForecastSource, window_days: int = 28, premium: float = DEFAULT_PREMIUM,
                  blend: bool = True, beyond_premium: float | None = BEYOND_PREMIUM, by_time_of_day: bool = True,
-                 relative: bool = False) -> None:
+                 slack_aware: bool = SLACK_AWARE, chance_days: int = CHANCE_DAYS, relative: bool = False) -> None:
         self.source, self.premium, self.relative = source, premium, relative
+        self.slack_aware, self.chance_days = slack_aware, chance_days
         self.beyond_premium = premium if beyond_premium is None else beyond_premium
         self.day = source.grid.slots_per_day
         leads = min(MAX_LEADS, source.horizon_slots or MAX_LEADS)
@@ -147,7 +148,8 @@ class LearnedConditioner(Conditioner):
             history_errors = self._with_relative(hist_err, t, n, pivot, pivot_slots)
         planned = condition(issued, errors, history, history_errors, self.premium, pivot=pivot, pivot_slots=pivot_slots)
         past = self.source.grid.actual[max(0, t - 28 * self.day):t]
-        return fill_beyond_horizon(planned, past, self.day, self.beyond_premium)
+        return fill_beyond_horizon(planned, past, self.day, self.beyond_premium, slack_aware=self.slack_aware,
+                                   days=self.chance_days)
 
     def _with_relative(self, errors: _Errors, t: int, n: int, pivot: int, pivot_slots: int) -> LeadErrors:
         at = errors.at(t, n)

@@ -50,7 +50,7 @@ def recorded_or_own(ctx: JobContext, view: CycleView, cluster: str) -> dict[str,
 
 class Follower:
     def __init__(self, member_jobs: MemberJobs, finisher: Finisher, clock: Clock, settings: OperatorSettings,
-                 flush: Callable[[JobContext], Awaitable[None]]) -> None:
+                 flush: Callable[[JobContext], Awaitable[bool]]) -> None:
         self.member_jobs = member_jobs
         self.finisher = finisher
         self.clock = clock

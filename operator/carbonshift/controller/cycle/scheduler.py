@@ -72,7 +72,7 @@ class Scheduler:
         status = MemberStatus(hub, self.world, registry, self.recorder, clock)
         self.observer = Observer(self.world, registry, signals, self.member_jobs, status, clock, metrics)
         self.admission = Admission(self.world, settings, clock)
-        self.starter = Starter(self.member_jobs, registry, metrics, clock)
+        self.starter = Starter(self.member_jobs, registry, metrics, clock, self.flush)
         finisher = Finisher(signals, self.member_jobs, metrics, clock, settings)
         self.follower = Follower(self.member_jobs, finisher, clock, settings, self.flush)
         self.cleanup = Cleanup(hub, self.world, registry, self.member_jobs, self.tasks, clock, self.wake)
@@ -249,9 +249,9 @@ class Scheduler:
         else:
             self._held.pop(ctx.uid, None)
 
-    async def flush(self, ctx: JobContext) -> None:
+    async def flush(self, ctx: JobContext) -> bool:
         """Writes the status patch; then (only once the hub holds it) the member calls that waited
-        for it, and the Events."""
+        for it, and the Events. False when the hub did not take the patch (kept in ``ctx.patch``)."""
         patch = changed(ctx.status, ctx.patch)
         if patch:
             meta = ctx.body["metadata"]
@@ -260,7 +260,7 @@ class Scheduler:
                                                     {"status": patch})
             except KubeError as exc:
                 log.warning("status of %s: %s", ctx.key, exc)
-                return
+                return False
             first_decision = "decision" in patch and not ctx.status.get("decision")
             ctx.status = dict(result.get("status") or {}) if result else {**ctx.status, **patch}
             if result:
@@ -278,6 +278,7 @@ class Scheduler:
         events, ctx.events = ctx.events, []
         for reason, message, warning in events:
             self.recorder.record(ctx.body, reason, message, warning=warning)
+        return True
 
     def _update_job_metrics(self) -> None:
         if self.clock.monotonic() - self._metrics_updated < METRICS_S:

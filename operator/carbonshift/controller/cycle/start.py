@@ -5,10 +5,14 @@ The member is asked first (dry runs of the Job and of a Pod from its template), 
 admission refuses is reported in status (``Dispatched=False``, the member's words) instead of
 becoming a Job without pods, and asked again later, not every cycle. The admin's fair share
 (``capacity.maxJobsPerNamespace``) is counted on the live view, including creations in flight.
+Then the intent is written to status at once (``Dispatching``, ``unconfirmed``) and only once
+the hub holds it is the create sent: a kill right after the create leaves a status that says
+where a copy may be.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +20,8 @@ from carbonshift.api import JobConditionType, JobPhase, JobReason, MemberCluster
 from carbonshift.controller.clock import Clock
 from carbonshift.controller.cycle.context import CycleView, JobContext
 from carbonshift.controller.cycle.timing import starts_suspended
-from carbonshift.controller.cycle.unconfirmed import unconfirmed_cluster, waiting_message
+from carbonshift.controller.cycle.unconfirmed import (deleted_cluster, intent_message, unconfirmed_cluster,
+                                                       waiting_message)
 from carbonshift.controller.dispatch import Refused, Unconfirmed
 from carbonshift.controller.kube import KubeError
 from carbonshift.controller.memberjobs import MemberJobs
@@ -26,11 +31,13 @@ from carbonshift.timefmt import parse_iso
 
 
 class Starter:
-    def __init__(self, member_jobs: MemberJobs, registry: MemberRegistry, metrics: Metrics, clock: Clock) -> None:
+    def __init__(self, member_jobs: MemberJobs, registry: MemberRegistry, metrics: Metrics, clock: Clock,
+                 flush: Callable[[JobContext], Awaitable[bool]]) -> None:
         self.member_jobs = member_jobs
         self.registry = registry
         self.metrics = metrics
         self.clock = clock
+        self.flush = flush  # writes a job's status now; False when the hub did not take it
         self._retry_after: dict[str, float] = {}  # job uid -> monotonic time the member may be asked again
         self._creating: dict[str, tuple[str, str]] = {}  # job uid -> (member, hub namespace) being created
         self._unconfirmed: dict[str, str] = {}  # job uid -> member a create went to without an answer
@@ -85,7 +92,10 @@ class Starter:
                 # Counted at once (no await since the check): concurrent dispatches see each other.
                 self._creating[ctx.uid] = (str(member.metadata.name), ctx.namespace)
                 try:
-                    created = await self.member_jobs.create(member, ctx.body, suspend=suspend)
+                    manifest = await self.member_jobs.prepare(member, ctx.body, suspend=suspend)
+                    if not await self._intend(ctx, member, manifest, view):
+                        return  # not recorded, so not sent: the next cycle tries again
+                    created = await self.member_jobs.send(member, manifest, ctx.uid)
                 finally:
                     self._creating.pop(ctx.uid, None)
         except Refused as refused:
@@ -106,6 +116,23 @@ class Starter:
         ctx.event(JobReason.DISPATCHED, f"created Job {meta['namespace']}/{meta['name']} in cluster "
                                         f"{member.metadata.name} (region {member.spec.region}). "
                                         f"{ctx.current('message') or ''}"[:1024])
+
+    async def _intend(self, ctx: JobContext, member: MemberCluster, manifest: dict[str, Any],
+                      view: CycleView) -> bool:
+        """Writes to status, at once, that a create may happen in ``member`` (the decision names it);
+        False when the hub did not take the write, and then status is left as it was."""
+        before, events = dict(ctx.patch), list(ctx.events)
+        deleted = deleted_cluster(ctx, view)
+        message = intent_message(manifest, str(member.metadata.name), deleted)
+        if deleted is not None:  # said once: the next status names the new cluster
+            ctx.event(JobReason.DISPATCH_UNCONFIRMED, message, warning=True)
+        if not ctx.current("phase"):
+            ctx.set(phase=JobPhase.WAITING)  # the Job is not made yet
+        ctx.condition(JobConditionType.DISPATCHED, False, JobReason.DISPATCHING, message, view.now)
+        if await self.flush(ctx):
+            return True
+        ctx.patch, ctx.events = before, events  # nothing was sent: status must not say a create may have been
+        return False
 
     def _refused(self, ctx: JobContext, member: MemberCluster, refused: Refused, now: datetime) -> None:
         self._retry_after[ctx.uid] = self.clock.monotonic() + refused.retry_s
@@ -151,6 +178,7 @@ class Starter:
         ctx.set(phase=JobPhase.WAITING, message=message)
         if ctx.condition_of(JobConditionType.DISPATCHED).get("reason") != JobReason.DISPATCH_UNCONFIRMED:
             ctx.condition(JobConditionType.DISPATCHED, False, JobReason.DISPATCH_UNCONFIRMED, message, now)
+            ctx.event(JobReason.DISPATCH_UNCONFIRMED, message, warning=True)  # once, when it starts waiting
 
     def _namespace_full(self, ctx: JobContext, member: MemberCluster) -> str | None:
         """The admin's fair share: at most maxJobsPerNamespace active Jobs of one hub namespace."""
