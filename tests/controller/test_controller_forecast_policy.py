@@ -350,3 +350,24 @@ def test_interruptible_work_with_days_of_slack_is_split_over_nights_past_the_hor
         await rig.close()
 
     asyncio.run(scenario())
+
+
+def test_a_provider_off_by_a_level_common_to_all_hours_still_moves_work_to_a_clearly_cheaper_hour(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each issue is 80 g/kWh too high or too low at every hour (alternating by day): its error spread
+    is large, but the same at every lead, so the premium on waiting (the extra spread) is 0 and the
+    hours keep their order: the job waits for the night, which is 300 g/kWh cheaper."""
+    async def scenario() -> None:
+        def grid(clock: FixedClock) -> FakeGrid:
+            return FakeGrid(clock.now, nightly_low, lambda lead: 80.0 if clock.now().toordinal() % 2 else -80.0)
+        rig = Rig(members={"eu-de": "eu-de"}, signals=hub_over(grid, monkeypatch))
+        await record_days(rig, 8)
+        rig.clock.advance(-2 * HOUR)  # 22:00
+        submit(rig, "report", max_delay="6h")
+        await rig.cycle()
+        start = parse_iso(rig.status("report")["decision"]["start"])
+        assert start == rig.clock.now() + 4 * HOUR  # 02:00, the cheap night
+        assert "errors are not known" not in learned_reason(rig, "report")  # learned, and still moved
+        await rig.close()
+
+    asyncio.run(scenario())
