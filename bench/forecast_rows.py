@@ -84,6 +84,11 @@ def conditioner_for(policy: str, source: forecasts.ForecastSource) -> online.Con
     from carbonshift.sim.policy import learned_conditioner
     if policy == "learned-solo":  # the same without blending in the built-in forecaster
         return learned_conditioner(source, blend=False)
+    if policy == "learned-relative":  # the premium on the gain's own spread (core.uncertainty.relative_spread)
+        return learned_conditioner(source, relative=True)
+    if policy == "learned-stopping":  # the same with core.stopping's slack-aware rule past the horizon
+        from carbonshift.core.stopping import STOPPING_PREMIUM
+        return learned_conditioner(source, slack_aware=True, beyond_premium=STOPPING_PREMIUM)
     if policy == "backtested":
         from carbonshift.sim.policy import backtested_conditioner
         return backtested_conditioner(source)
@@ -187,7 +192,10 @@ def report_section(data: dict[str, Any] | None) -> str:
            "horizon valued at the signal's 7-day time-of-day profile minus half its spread (the expected best of the "
            "chances a long wait still has). The two premiums were chosen on Sep–Oct 2021 of DE and SE (ML and "
            "nightly ±2 h), so those rows are not out of sample. `learned-solo`: the same without the blend (an "
-           "ablation). `backtested` (`sim/policy.py`, `BacktestedConditioner`): for a job with a preferred start, the "
+           "ablation). `learned-stopping`: the same with `core/stopping.py`'s slack-aware rule past the horizon (a slot "
+           "`j` days past it worth the continuation value of `j` daily chances, from the last 7 days at that time of day, "
+           "plus half the profile's spread; an ablation, off in the operator; chosen on the ML rows of Sep–Oct 2021 of DE "
+           "and SE with `bench/beyond_horizon.py`). `backtested` (`sim/policy.py`, `BacktestedConditioner`): for a job with a preferred start, the "
            "learned policy or the raw forecast, whichever would have done better on the same decision (same time of "
            "day, same window, same preferred slot) on each of the last 28 days, scored on actuals; jobs without a "
            "preferred start (ML, hourly) get `learned`. It was restricted to preferred-start jobs after the same "

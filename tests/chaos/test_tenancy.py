@@ -503,7 +503,8 @@ def test_tenant_holds_only_its_own_rights(tenancy, note) -> None:
     assert t.tenant("auth", "can-i", "create", "carbonawarejobs").stdout.strip() == "yes"
     for args in (["create", "carbonawarejobs", "-n", TEAM_B], ["patch", "carbonawarejobs", "--subresource=status"],
                  ["create", "carbonpolicies"], ["get", "secrets"], ["create", "pods"], ["list", "events"],
-                 ["get", "memberclusters"], ["get", "secrets", "-n", OPERATOR_NAMESPACE]):
+                 ["get", "memberclusters"], ["get", "secrets", "-n", OPERATOR_NAMESPACE],
+                 ["list", "configmaps", "-n", OPERATOR_NAMESPACE], ["update", "configmaps", "-n", OPERATOR_NAMESPACE]):
         assert t.tenant("auth", "can-i", *args).stdout.strip() == "no", args
     # team-a on the hub enforces restricted: the same root pod sent there directly is refused.
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "direct"}, "spec": {

@@ -159,6 +159,14 @@ CAN_I = [
     ("update", "leases.coordination.k8s.io", "kube-system", False),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", False),
     ("get", "configmaps", "default", False),
+    # the learned forecast policy's records: listed at start, written hourly, in its own namespace only
+    ("list", "configmaps", OWN, True),
+    ("create", "configmaps", OWN, True),
+    ("update", "configmaps", OWN, True),
+    ("delete", "configmaps", OWN, False),
+    ("watch", "configmaps", OWN, False),
+    ("list", "configmaps", "-A", False),
+    ("create", "configmaps", "default", False),
 ]
 
 

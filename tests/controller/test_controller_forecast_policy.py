@@ -254,6 +254,9 @@ def test_a_job_longer_than_horizon_hours_is_planned_on_history_past_it(
             assert start + 60 * HOUR > now + 48 * HOUR
             reason = learned_reason(rig, "train")
             assert f"hours from {to_iso(now + 48 * HOUR)} valued from the 7-day profile" in reason
+            # its expectedGrams are not all forecast, and the decision says which part is not
+            assert reason.startswith(f"the run reaches past the forecast: its hours from {to_iso(now + 48 * HOUR)} "
+                                     "are valued from history, not forecast, and expectedGrams counts them at that value")
             assert rig.condition("train", "Scheduled")["status"] == "True"
         await rig.close()
 
@@ -299,6 +302,11 @@ def test_a_long_slack_job_waits_past_the_horizon_for_a_night_history_promises_an
             return
         assert start == now + 68 * HOUR  # 02:00 two nights on: past the spell and past horizonHours
         assert f"hours from {to_iso(now + 48 * HOUR)} valued from the 7-day profile" in learned_reason(rig, "train")
+        # nothing forecast says that night is green: the start is a threshold, and the decision says so
+        assert learned_reason(rig, "train").startswith(
+            f"start provisional: it lies past the forecast (hours from {to_iso(now + 48 * HOUR)} are valued from "
+            "history), so it is a threshold to beat, re-planned as the forecast reaches it; expectedGrams is that "
+            "valuation, not a forecast")
         assert rig.condition("train", "DeadlineAtRisk")["status"] == "False"
         # the Event says so too: why it waits, and on what the night past the horizon was valued
         (reason, message), = rig.events("train")
@@ -312,6 +320,7 @@ def test_a_long_slack_job_waits_past_the_horizon_for_a_night_history_promises_an
         spell.end, spell.night_g_per_kwh = now + 19 * HOUR, 50.0
         await rig.cycle(advance=HOUR)
         assert parse_iso(rig.status("train")["decision"]["start"]) == now + 20 * HOUR
+        assert "past the forecast" not in learned_reason(rig, "train")  # tonight is forecast
         assert [reason for reason, _ in rig.events("train")] == ["Decided", "Replanned"]
         await rig.close()
 

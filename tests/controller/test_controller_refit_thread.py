@@ -18,12 +18,14 @@ from carbonshift.signals.conditioning import ForecastConditioner
 def test_the_refit_runs_in_another_thread_while_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     refit_threads: list[int] = []
+    names: list[str] = []
     loop_ran_meanwhile: list[bool] = []
     compute = ForecastConditioner._compute
     in_refit, released = threading.Event(), threading.Event()
 
     def watched(self: ForecastConditioner, *args: object) -> object:
         refit_threads.append(threading.get_ident())
+        names.append(threading.current_thread().name)
         in_refit.set()
         # Waits for the loop to do something else: on the loop's own thread this would wait in vain.
         loop_ran_meanwhile.append(released.wait(timeout=30))
@@ -47,6 +49,7 @@ def test_the_refit_runs_in_another_thread_while_the_loop_goes_on(monkeypatch: py
         await rig.cycle(advance=HOUR)  # a new issue hour: the refit
         other.cancel()
         assert refit_threads and loop_thread not in refit_threads
+        assert all(name.startswith("carbonshift-refit") for name in names)  # the one refit worker
         assert all(loop_ran_meanwhile)
         # and the cycle planned on the refit's result: the bias learned over 8 days is corrected
         assert "bias-corrected by up to -50 g/kWh (0 h ahead; learned from 8 days" in learned_reason(rig, "report")

@@ -94,3 +94,61 @@ def test_the_core_plans_a_job_longer_than_its_forecast_grid() -> None:
         assert plan.slots == tuple(range(plan.slots[0], 2 * day))  # the part on the grid
         assert plan.expected_g <= plan.baseline_g + 1e-9
         assert (plan.start == T0) == (deadline_h == 60)  # with slack it skips the coming peak
+
+
+def test_an_error_common_to_every_lead_costs_no_premium() -> None:
+    """A pure level error (each day's forecast off by the same amount at every hour) leaves the ranking
+    of the hours as it is: the spread of the gain's error is 0, and the cheaper hour still wins."""
+    from carbonshift.core.uncertainty import relative_spread
+
+    rng = np.random.default_rng(1)
+    level = 40.0 * rng.standard_normal((60, 1))
+    errors = np.repeat(level, 96, axis=1)
+    spread = relative_spread(errors)
+    np.testing.assert_allclose(spread, 0.0, atol=1e-9)
+    forecast = np.full(96, 300.0)
+    forecast[40:44] = 290.0  # 10 g/kWh cheaper, far less than the 40 g/kWh level error
+    learned = learn_lead_errors(forecast[None, :] + errors, np.full((60, 96), 300.0))
+    planned = condition(forecast, LeadErrors(np.zeros(96), learned.sigma, spread))
+    assert _plan(planned, 2, 24).start == T0 + 40 * SLOT
+
+
+def test_independent_errors_price_the_gain_at_sqrt_two_sigma() -> None:
+    from carbonshift.core.uncertainty import relative_spread
+
+    rng = np.random.default_rng(2)
+    errors = 10.0 * rng.standard_normal((4000, 12))
+    spread = relative_spread(errors)
+    assert spread[0] == 0.0  # the run "not moving" stands for
+    np.testing.assert_allclose(spread[1:], 10.0 * np.sqrt(2), rtol=0.05)
+    # pivoting at a preferred start: that slot is free, every other is priced against it
+    spread = relative_spread(errors, pivot=5)
+    assert spread[5] == 0.0 and np.all(spread[np.arange(12) != 5] > 13.0)
+
+
+def test_with_the_gains_spread_a_flat_forecast_moves_nothing() -> None:
+    rng = np.random.default_rng(3)
+    from carbonshift.core.uncertainty import relative_spread
+
+    spread = relative_spread(15.0 * rng.standard_normal((100, 96)))
+    planned = condition(np.full(96, 250.0), LeadErrors(np.zeros(96), np.full(96, 15.0), spread))
+    assert _plan(planned, 2, 24).start == T0
+    planned = condition(np.full(96, 250.0), LeadErrors(np.zeros(96), np.full(96, 15.0), relative_spread(
+        15.0 * rng.standard_normal((100, 96)), pivot=20)), pivot=20)
+    assert np.argmin(planned) == 20  # a preferred start stays the cheapest
+
+
+def test_work_moves_only_for_a_gain_larger_than_the_premium() -> None:
+    """Errors constant in level across leads (sigma equal everywhere: the old rule priced nothing) but
+    independent from hour to hour: the gain must beat premium x sqrt(2) sigma."""
+    from carbonshift.core.uncertainty import relative_spread
+
+    rng = np.random.default_rng(4)
+    spread = relative_spread(20.0 * rng.standard_normal((5000, 96)), pivot_slots=2)  # a one-hour run now
+    premium = 0.5  # x ~28 g/kWh: ~14 g/kWh a slot
+    for gain, moves in ((8.0, False), (25.0, True)):
+        forecast = np.full(96, 300.0)
+        forecast[40:] -= gain
+        planned = condition(forecast, LeadErrors(np.zeros(96), np.full(96, 20.0), spread), premium=premium,
+                            pivot_slots=2)
+        assert (_plan(planned, 1, 24).start != T0) == moves

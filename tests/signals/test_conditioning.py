@@ -179,3 +179,43 @@ def test_the_operator_corrects_a_forecast_as_the_simulators_learned_policy_does(
     assert "bias-corrected by up to -60 g/kWh" in (result.reason or "")
     assert np.allclose(result.planned[:horizon], simulated[:horizon])
     assert np.allclose(result.planned[:horizon], truth[t:t + horizon])  # the bias was all of its error
+
+
+@pytest.mark.parametrize("slack_aware", [False, True])
+def test_the_operator_values_hours_past_the_forecast_as_the_simulator_does(
+        slack_aware: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the built-in forecast's 48 h, the operator's series equals the simulator's learned policy's,
+    whichever rule ``core.stopping`` applies there: both value those hours from the same 28 days."""
+    from carbonshift.signals import conditioning
+    from carbonshift.sim.forecasts import ForecastSource, Grid
+    from carbonshift.sim.policy import LearnedConditioner
+
+    monkeypatch.setattr(conditioning, "SLACK_AWARE", slack_aware)
+    days, horizon = 36, 24
+    rng = np.random.default_rng(3)
+    truth = np.repeat(rng.uniform(100, 400, days), 24) + 80 * np.sin(2 * np.pi * np.arange(days * 24) / 24)
+    grid = Grid(truth, T0.timestamp(), 3600)
+
+    def issue(t: np.ndarray, n: int) -> np.ndarray:
+        target = t[:, None] + np.arange(n)[None, :]
+        out = np.full(target.shape, np.nan)
+        ok = (target < truth.size) & (target < t[:, None] + horizon)
+        out[ok] = truth[target[ok]]
+        return out
+
+    source = ForecastSource("provider", grid, horizon, issue)
+    t = 34 * 24
+    simulated = LearnedConditioner(source, slack_aware=slack_aware).condition(t, source.issue(t, 120))
+    now = T0 + t * HOUR
+    past = truth[t - 28 * 24:t]
+    result = ForecastConditioner().condition(
+        series([(now + i * HOUR, float(v)) for i, v in enumerate(truth[t:t + horizon])], SeriesKind.FORECAST, now),
+        series([(now - (past.size - i) * HOUR, float(v)) for i, v in enumerate(past)], SeriesKind.ACTUAL, now),
+        now, timedelta(hours=120))
+    assert result.valued_from == now + 48 * HOUR
+    np.testing.assert_allclose(result.planned[48:120], simulated[48:120])
+    tail = result.planned[48:120].reshape(3, 24)
+    if slack_aware:  # a further day of chances is worth less at every hour
+        assert np.all(np.diff(tail, axis=0) <= 1e-9) and np.any(np.diff(tail, axis=0) < 0)
+    else:
+        np.testing.assert_allclose(np.diff(tail, axis=0), 0.0)

@@ -113,3 +113,32 @@ def test_dacf_whole_window_reproduces_the_issue_baseline() -> None:
                                  forecasts.day_ahead_source(grid, dacf, whole_window=True))
     assert result["jobs"] == 1651 and result["deadline_misses"] == 0
     assert result["fraction_of_oracle"] == pytest.approx(0.955, abs=0.002)
+
+
+def test_the_simulators_gain_spread_is_the_cores_on_the_same_past_issues() -> None:
+    """``learned-relative``'s per-pivot spread (vectorised over the trace) equals ``core.uncertainty.
+    relative_spread`` of the issues an operator would have scored by then: same time of day, the
+    pivot's and the lead's targets measured, the last 28 days."""
+    from carbonshift.core.uncertainty import relative_spread
+    from carbonshift.sim.policy import _Errors
+
+    rng = np.random.default_rng(5)
+    hours = 40 * 24
+    truth = 300 + 80 * np.sin(2 * np.pi * np.arange(hours) / 24) + rng.normal(0, 10, hours)
+    level = rng.normal(0, 30, hours)  # each issue off by a level common to its hours, and by hourly noise
+    noise = rng.normal(0, 12, (hours, 24))
+
+    def issue(t: np.ndarray, n: int) -> np.ndarray:
+        target = t[:, None] + np.arange(n)[None, :]
+        out = np.full(target.shape, np.nan)
+        ok = target < hours
+        out[ok] = truth[target[ok]]
+        return out + level[t][:, None] + noise[t, :n]
+
+    source = forecasts.ForecastSource("f", forecasts.Grid(truth, 0.0, 3600), 24, issue)
+    errors = _Errors(source, 24, 28 * 24, by_time_of_day=True)
+    t, pivot = 38 * 24 + 5, 3
+    rows = t - 24 * np.arange(1, 29)
+    expected = relative_spread(issue(rows, 24) - truth[rows[:, None] + np.arange(24)[None, :]], pivot, min_samples=7)
+    np.testing.assert_allclose(errors.relative(t, 24, pivot, 1), expected)
+    assert expected[pivot] == 0 and np.all(expected[np.arange(24) != pivot] < 20)  # ~12 sqrt 2: the level cancels

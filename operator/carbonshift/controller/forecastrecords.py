@@ -6,8 +6,9 @@ leader change would start that week again. The leader writes one ConfigMap per M
 (``carbonshift-forecasts-<member>``, label ``carbonshift.io/forecast-record``), at most once per
 issue hour, after the record gained that hour's forecast; the next leader lists them once before
 its first plan. A record is used only for the signal it was recorded from (the MemberCluster's
-uid, ``carbonSignal`` and ``zone``). One that is missing is a fresh start; one that cannot be
-used (garbled, oversized, wrong shapes, hours after now) is a fresh start with a log line and a
+uid, ``carbonSignal`` and ``zone``); a trace replayed from an anchor keeps none (``kept``). One
+that is missing is a fresh start; one that cannot be used (garbled, oversized, wrong shapes,
+hours after now) is a fresh start with a log line and a
 Warning Event on the MemberCluster saying why, never a crash. Tenants have no rights in this
 namespace; the record is validated anyway (``signals/record.py``).
 
@@ -28,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from carbonshift.api import MemberCluster
+from carbonshift.api import MemberCluster, SignalProvider
 from carbonshift.api.common import API_VERSION
 from carbonshift.controller.events import post_event
 from carbonshift.controller.kube import KubeApi, KubeError
@@ -36,7 +37,7 @@ from carbonshift.controller.paths import configmap_path
 from carbonshift.signals.conditioning import ForecastConditioner
 from carbonshift.signals.record import FORMAT, MAX_ENCODED_BYTES, RecordError, decode_record, encode_record
 
-__all__ = ["RecordStore", "LABEL", "record_name", "signal_fingerprint", "record_configmap"]
+__all__ = ["RecordStore", "LABEL", "kept", "record_name", "signal_fingerprint", "record_configmap"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,14 @@ def signal_fingerprint(member: MemberCluster) -> str:
     """What the record is a record of: this MemberCluster's signal (a changed one starts afresh)."""
     signal = member.spec.model_dump_json(include={"carbon_signal", "zone"})
     return hashlib.sha256(f"{member.metadata.uid}:{signal}".encode()).hexdigest()[:32]
+
+
+def kept(member: MemberCluster) -> bool:
+    """False for a trace replayed from an anchor: the replay starts again from the anchor whenever
+    the operator starts, so a record of the last run is of other hours of the trace."""
+    signal = member.spec.carbon_signal
+    return not (signal.provider == SignalProvider.TRACE and signal.trace is not None
+                and signal.trace.anchor is not None)
 
 
 class RecordMeta(BaseModel):
@@ -163,7 +172,7 @@ class RecordStore:
         """Gives ``conditioner`` the record stored for ``member``'s signal, if there is a usable one."""
         name = member.metadata.name or ""
         stored = self._stored.pop(name, None)  # once: a later conditioner (a changed signal) starts afresh
-        if stored is None:
+        if stored is None or not kept(member):
             return
         if stored.meta is not None and stored.problem is None and stored.meta.fingerprint != signal_fingerprint(member):
             log.info("%s: the stored forecast record is of another signal (carbonSignal or zone changed, or the "
@@ -193,7 +202,7 @@ class RecordStore:
 
     def save(self, member: MemberCluster, conditioner: ForecastConditioner) -> None:
         """Writes ``member``'s record in the background when it gained an issue hour since the last write."""
-        if not self.enabled:
+        if not self.enabled or not kept(member):
             return
         name = member.metadata.name or ""
         latest = conditioner.latest_issue_hour

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ class RegionReading:
     kind: str
     error: str | None = None  # set when this cycle's fetch failed (the series may be an older one)
     conditioning: str | None = None  # what the learned forecast policy did to the provider's forecast
+    valued_from: datetime | None = None  # from here on the grid is valued from history, not forecast
 
     def age(self, now: datetime) -> timedelta | None:
         return None if self.observed_at is None else now - self.observed_at
@@ -92,26 +94,29 @@ async def _recent_history(entry: _MemberSignals) -> Series | None:
 
 async def _conditioned(entry: _MemberSignals, intensity: np.ndarray, current: Series, forecast: Series,
                        history: Series | None, start: datetime, slot: timedelta,
-                       horizon: timedelta) -> tuple[np.ndarray, str | None]:
-    """The provider's values on the grid as the learned forecast policy conditions them, and why.
+                       horizon: timedelta, refit: Executor) -> tuple[np.ndarray, str | None, datetime | None]:
+    """The provider's values on the grid as the learned forecast policy conditions them, why, and
+    from when on they are valued from history rather than forecast.
 
-    The refit (about 15 ms a region, once an hour or when the forecast changes) runs in a worker
-    thread on a detached copy, so watches, probes and dispatches go on meanwhile; the copy's
+    The refit (about 15 ms a region, once an hour or when the forecast changes) runs in ``refit``'s
+    one worker thread on a detached copy, so watches, probes and dispatches go on meanwhile (one
+    worker: with several, the loop's thread waits behind each of them for the GIL); the copy's
     result is adopted back here, on the loop, so the cycle never sees a half-updated record."""
     conditioner = entry.conditioner
     if conditioner is None:
-        return intensity, None
+        return intensity, None, None
     try:
         conditioner.observe(current)
         result = conditioner.cached(forecast, history, start, horizon)
         if result is None:
             twin = conditioner.detached()
-            result = await asyncio.to_thread(twin.condition, forecast, history, start, horizon)
+            result = await asyncio.get_running_loop().run_in_executor(
+                refit, twin.condition, forecast, history, start, horizon)
             conditioner.adopt(twin)
-        return result.on_grid(intensity, start, slot), result.reason
+        return result.on_grid(intensity, start, slot), result.reason, result.valued_from
     except Exception:  # a bug here must not stop planning: the raw forecast is still a plan
         log.exception("%s: conditioning the forecast failed; planning on it as it is", entry.provider.source)
-        return intensity, None
+        return intensity, None, None
 
 
 def _drop(pending: asyncio.Future[Any]) -> None:
@@ -148,6 +153,12 @@ class SignalHub:
     # Secret reads for a provider about to be built, by member: (its key, the read). One at a time,
     # waited for at most READ_BUDGET_S by a cycle, like a provider's fetch.
     _secret_reads: dict[str, tuple[str, asyncio.Future[SecretReader]]] = field(default_factory=dict)
+    _refit: ThreadPoolExecutor | None = None  # the learned policy's refits, one at a time off the loop
+
+    def _refit_pool(self) -> Executor:
+        if self._refit is None:
+            self._refit = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carbonshift-refit")
+        return self._refit
 
     def _close_later(self, closing: Any) -> None:
         task = asyncio.ensure_future(closing)
@@ -263,8 +274,8 @@ class SignalHub:
             current, forecast, history = fetched.result()
             grid = self._grid_slots(entry)
             intensity = to_slots([current, forecast], start, self.slot, grid)
-            intensity, conditioning = await _conditioned(entry, intensity, current, forecast, history, start,
-                                                         self.slot, grid * self.slot)
+            intensity, conditioning, valued_from = await _conditioned(
+                entry, intensity, current, forecast, history, start, self.slot, grid * self.slot, self._refit_pool())
             if self.records is not None and entry.conditioner is not None:
                 self.records.save(member, entry.conditioner)
             intensity = _past_horizon_known(intensity, n)
@@ -274,6 +285,7 @@ class SignalHub:
                 signals=RegionSignals(spec.region, start, self.slot, intensity, solar, battery, capacity, spec.pue),
                 observed_at=current.observed_at, current_g_per_kwh=current.latest[1],
                 source=entry.provider.source, kind=forecast.kind.value, conditioning=conditioning,
+                valued_from=valued_from,
             )
             entry.last_good = reading
             return reading
@@ -291,7 +303,7 @@ class SignalHub:
                 signals = RegionSignals(spec.region, start, self.slot, intensity, None, None, capacity, spec.pue)
                 return RegionReading(spec.region, name, signals, last.observed_at,
                                      last.current_g_per_kwh, last.source, last.kind, error=str(exc),
-                                     conditioning=last.conditioning)
+                                     conditioning=last.conditioning, valued_from=last.valued_from)
             signals = RegionSignals(spec.region, start, self.slot, np.full(n, np.nan), None, None, capacity, spec.pue)
             return RegionReading(spec.region, name, signals, None, None,
                                  entry.provider.source, "none", error=str(exc))
@@ -381,3 +393,6 @@ class SignalHub:
         self._members.clear()
         if self.records is not None:
             await self.records.aclose()
+        if self._refit is not None:
+            self._refit.shutdown(wait=False, cancel_futures=True)
+            self._refit = None

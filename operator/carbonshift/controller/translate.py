@@ -245,10 +245,12 @@ def admission_reasons(job: CarbonAwareJob, policy: EffectivePolicy, submit_at: d
     return reasons
 
 
-def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
+def signal_reasons(reading: RegionReading | None, plan: Plan | None = None) -> list[dict[str, str]]:
     """A ``BuiltinForecast`` reason when the chosen region was planned on the operator's own
     forecast (its provider gives none, or the provider's failed), so nobody mistakes it for the
-    provider's; a ``LearnedForecast`` reason saying what the learned forecast policy changed."""
+    provider's; a ``LearnedForecast`` reason saying what the learned forecast policy changed and,
+    when ``plan`` reaches past the forecast, that this part is a valuation from history (its start
+    a provisional threshold), not a forecast."""
     if reading is None:
         return []
     reasons = []
@@ -257,6 +259,25 @@ def signal_reasons(reading: RegionReading | None) -> list[dict[str, str]]:
                         "message": f"{reading.source} gave no usable forecast: planned on the operator's built-in "
                                    "day-ahead forecast from the signal's own history"[:1024]})
     if reading.conditioning:
+        beyond = _past_forecast(reading, plan)
+        message = f"{reading.region}: {reading.conditioning}"
+        # the part past the forecast first: the conditioning text may be cut at 1024 characters
         reasons.append({"code": JobReason.LEARNED_FORECAST,
-                        "message": f"{reading.region}: {reading.conditioning}"[:1024]})
+                        "message": (f"{beyond}; {message}" if beyond else message)[:1024]})
     return reasons
+
+
+def _past_forecast(reading: RegionReading, plan: Plan | None) -> str | None:
+    """Why a plan reaching past the forecast is not a measured saving (``core.stopping``)."""
+    if plan is None or reading.valued_from is None or plan.start is None:
+        return None
+    times = plan.slot_times()
+    end = plan.end if plan.end is not None else (times[-1] + plan.slot_length if times and plan.slot_length else None)
+    if end is None or end <= reading.valued_from:
+        return None
+    since = to_iso(reading.valued_from)
+    if plan.start >= reading.valued_from:
+        return (f"start provisional: it lies past the forecast (hours from {since} are valued from history), so it is a "
+                "threshold to beat, re-planned as the forecast reaches it; expectedGrams is that valuation, not a forecast")
+    return (f"the run reaches past the forecast: its hours from {since} are valued from history, not forecast, "
+            "and expectedGrams counts them at that value")

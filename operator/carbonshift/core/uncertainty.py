@@ -15,6 +15,13 @@ not shifting). This module turns a raw forecast into the series the planner shou
    preferred start (``Job.preferred_start``, e.g. a nightly job at 01:00 submitted in the
    evening) "not moving" is starting there: the premium pivots around that lead instead of 0
    (``pivot``), so moving away from it must beat the extra uncertainty of the slot moved to.
+3. ``relative_spread`` (optional, ``LeadErrors.relative``): the spread of the error of the *gain*
+   of moving from the pivot to lead ``h``, std(e_h - e_pivot), which is at least |sigma_h - sigma_0|;
+   with it the premium is ``premium x`` that spread. Measured on Sep-Oct 2021 of DE and SE it lost
+   much of DACF's nightly saving (it blocks moves that pay on average, and re-planning around "now"
+   loads a decided later slot with the spread of the slot it would run in now), so the simulator's
+   ``learned`` policy and the operator do not use it; the simulator's ``learned-relative`` does
+   (docs/benchmarks.md, "Savings under real forecasts").
 
 Pure numpy, no clock: the caller passes past forecasts and the actuals they were issued for.
 """
@@ -33,10 +40,17 @@ DEFAULT_PREMIUM = 0.5  # how many extra error standard deviations a later window
 
 @dataclass(frozen=True)
 class LeadErrors:
-    """Per lead (slots ahead of issue): mean forecast - actual, and its standard deviation."""
+    """Per lead (slots ahead of issue): mean forecast - actual, and its standard deviation.
+
+    ``relative`` (optional): per lead ``h`` the standard deviation of ``e_h - e_pivot``, the error of
+    the forecast *gain* of moving from the run "not moving" stands for to lead ``h`` (``relative_spread``),
+    learned for the pivot the caller plans with; ``None``: not learned (the premium falls back to
+    ``sigma_h - sigma_pivot``).
+    """
 
     bias: FloatArray
     sigma: FloatArray
+    relative: FloatArray | None = None
 
     @staticmethod
     def unknown(n: int) -> LeadErrors:
@@ -65,6 +79,35 @@ def errors_from_sums(count: FloatArray, total: FloatArray, total_sq: FloatArray,
     return LeadErrors(bias, np.sqrt(var))
 
 
+def relative_spread(past_errors: FloatArray, pivot: int = 0, pivot_slots: int = 1,
+                    min_samples: int = 24) -> FloatArray:
+    """Per lead ``h``: the standard deviation of ``e_h - e_pivot`` over ``(K, H)`` past errors (forecast -
+    actual, NaN = unknown), ``e_pivot`` the mean error over leads ``pivot .. pivot + pivot_slots - 1``.
+
+    Why: the planner moves work from the pivot run to lead ``h`` for the *forecast gain*
+    ``f_pivot - f_h``; its error is ``e_pivot - e_h``, whose spread ``sqrt(s_h^2 + s_p^2 - 2 rho s_h s_p)``
+    is at least ``|s_h - s_p|``: a level error common to both leads (rho = 1, equal spreads) does not
+    change the ranking (0), independent errors add up (``sqrt(2) s``). Only rows where both are known
+    count; a lead with fewer than ``min_samples`` gets NaN; the pivot run's own leads get 0.
+    """
+    err = np.asarray(past_errors, dtype=np.float64)
+    n = err.shape[1] if err.ndim == 2 else 0
+    if not n or not err.shape[0]:
+        return np.full(n, np.nan)
+    lo = min(max(pivot, 0), n - 1)
+    hi = min(lo + max(pivot_slots, 1), n)
+    d = err - err[:, lo:hi].mean(axis=1, keepdims=True)  # NaN where the pivot run is not fully known
+    spread = errors_from_sums(*_sums(d), min_samples=min_samples).sigma
+    spread[lo:hi] = 0.0
+    return spread
+
+
+def _sums(err: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    known = ~np.isnan(err)
+    filled = np.where(known, err, 0.0)
+    return known.sum(axis=0).astype(np.float64), filled.sum(axis=0), (filled ** 2).sum(axis=0)
+
+
 def _fill_sigma(sigma: FloatArray) -> FloatArray:
     """Unknown sigmas carried forward from the last known lead (0 before any)."""
     out = np.asarray(sigma, dtype=np.float64)
@@ -82,31 +125,51 @@ def condition(forecast: FloatArray, errors: LeadErrors, history: FloatArray | No
 
     ``forecast`` and ``history`` are the same ``n`` slots from the issue time on (NaN = not
     forecast); ``errors``/``history_errors`` cover at least ``n`` leads. Slots neither reaches stay NaN.
-    The premium is ``premium x max(sigma_h - sigma_ref, 0)`` where ``sigma_ref`` is the largest
-    sigma of the run "not moving" stands for, leads ``pivot .. pivot + pivot_slots - 1`` (by
-    default lead 0: running now): that run carries no premium, so on a flat forecast it stays
-    the cheapest (equal costs go to it).
+    "Not moving" is the run at leads ``pivot .. pivot + pivot_slots - 1`` (by default lead 0:
+    running now); it carries no premium, so on a flat forecast it stays the cheapest (equal costs
+    go to it). Every other lead ``h`` gets ``premium x`` the spread of the gain of moving there:
+    ``relative_h`` (std of ``e_h - e_pivot``, ``LeadErrors.relative``, learned for this pivot) when
+    the errors carry it, else ``max(sigma_h - sigma_pivot, 0)`` (a lower bound of that spread).
     """
     f = np.asarray(forecast, dtype=np.float64)
     n = f.shape[0]
     corrected = f - errors.bias[:n]
     sigma = errors.sigma[:n]
+    rel = None if errors.relative is None else errors.relative[:n]
     if history is not None and history_errors is not None:
         h = np.asarray(history, dtype=np.float64) - history_errors.bias[:n]
         hs = history_errors.sigma[:n]
-        var_f, var_h = sigma ** 2, hs ** 2
-        both = ~np.isnan(corrected) & ~np.isnan(h) & ~np.isnan(var_f) & ~np.isnan(var_h) & (var_f + var_h > 0)
-        w = np.where(both, var_h / np.where(both, var_f + var_h, 1.0), 1.0)
-        blended = np.where(both, w * corrected + (1.0 - w) * np.where(both, h, 0.0), corrected)
-        blended_sigma = np.where(both, np.sqrt(np.where(both, var_f * var_h / np.where(both, var_f + var_h, 1.0), 0.0)),
-                                 sigma)
+        w, blended_sigma = _inverse_variance(corrected, h, sigma, hs)
+        blended = np.where(np.isnan(w), corrected, np.nan_to_num(w) * corrected + (1.0 - np.nan_to_num(w)) * h)
         only_h = np.isnan(corrected) & ~np.isnan(h)
+        if rel is not None or history_errors.relative is not None:
+            hr = np.full(n, np.nan) if history_errors.relative is None else history_errors.relative[:n]
+            fr = np.full(n, np.nan) if rel is None else rel
+            # the blend's gain error, as its level error: the two sources' spreads combined where both are known
+            _, both_rel = _inverse_variance(corrected, h, fr, hr)
+            rel = np.where(only_h | (np.isnan(fr) & ~np.isnan(hr)), hr, both_rel)
         corrected = np.where(only_h, h, blended)
         sigma = np.where(only_h, hs, blended_sigma)
-    sigma = _fill_sigma(sigma)
     if not n:
         return corrected
     lo = min(max(pivot, 0), n - 1)
-    ref = float(np.max(sigma[lo:lo + max(pivot_slots, 1)]))
+    hi = min(lo + max(pivot_slots, 1), n)
+    if rel is not None and not np.isnan(rel).all():
+        extra = _fill_sigma(rel)
+        extra[lo:hi] = 0.0
+        return corrected + premium * extra
+    sigma = _fill_sigma(sigma)
+    ref = float(np.max(sigma[lo:hi]))
     extra = np.maximum(sigma - ref, 0.0)
     return corrected + premium * extra
+
+
+def _inverse_variance(f: FloatArray, h: FloatArray, sf: FloatArray, sh: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per lead: the weight of ``f`` in the inverse-variance blend of ``f`` and ``h`` (NaN: not both
+    known) and the blend's spread (``sf`` where ``h`` is not known or not scored)."""
+    var_f, var_h = sf ** 2, sh ** 2
+    both = ~np.isnan(f) & ~np.isnan(h) & ~np.isnan(var_f) & ~np.isnan(var_h) & (var_f + var_h > 0)
+    total = np.where(both, var_f + var_h, 1.0)
+    w = np.where(both, var_h / total, np.nan)
+    spread = np.where(both, np.sqrt(np.where(both, var_f * var_h / total, 0.0)), sf)
+    return w, spread

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from carbonshift.core.forecaster import forecast_day_ahead
-from carbonshift.core.stopping import BEYOND_PREMIUM, PROFILE_DAYS, fill_beyond_horizon
+from carbonshift.core.stopping import BEYOND_PREMIUM, PROFILE_DAYS, SLACK_AWARE, fill_beyond_horizon
 from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, learn_lead_errors
 from carbonshift.timefmt import ensure_utc, to_iso
 
@@ -61,6 +61,7 @@ class Conditioned:
     provider: FloatArray  # the provider's forecast, hourly (NaN where it has none)
     planned: FloatArray  # what the planner should minimise, hourly
     reason: str | None  # None: planned on the provider's values as they are
+    valued_from: datetime | None = None  # first hour valued from history, not forecast (core.stopping)
 
     def on_grid(self, raw: FloatArray, start: datetime, slot: timedelta) -> FloatArray:
         """``raw`` (the provider's values on the planner's grid) with this hour's correction applied;
@@ -313,10 +314,9 @@ class ForecastConditioner:
             if builtin_known and own_known:
                 parts.append(f"blended with the built-in forecast (errors backtested on {builtin_days} days)")
         before_fill = planned
-        planned = fill_beyond_horizon(planned, actual, 24, self.beyond_premium)
+        planned = fill_beyond_horizon(planned, actual, 24, self.beyond_premium, slack_aware=SLACK_AWARE)
         parts.extend(_beyond_text(issue, provider, blended, before_fill, planned))
-        return Conditioned(issue, provider, planned, "; ".join(parts))
-
+        return Conditioned(issue, provider, planned, "; ".join(parts), _valued_from(issue, before_fill, planned))
 
     def _restored_text(self, hour: int, offsets: list[int], actual: FloatArray) -> str:
         """How many of the scored days came from a record kept across a restart (``import_record``)."""
@@ -335,6 +335,15 @@ def _bias_text(what: str, errors: LeadErrors, known: bool, learned: str, unknown
     correction = round(-float(errors.bias[lead])) + 0  # + 0 turns -0 into 0
     return (f"{what} bias-corrected by up to {correction:+d} g/kWh ({lead} h ahead; {learned}); waiting priced "
             f"at {premium:g} x the extra forecast error")
+
+
+def _valued_from(issue: datetime, before_fill: FloatArray, planned: FloatArray) -> datetime | None:
+    """The first hour whose value came from history (``core.stopping``), not from a forecast."""
+    conditioned = np.flatnonzero(~np.isnan(before_fill))
+    fill_from = int(conditioned[-1]) + 1 if conditioned.size else 0
+    if fill_from >= planned.shape[0] or np.isnan(planned[fill_from:]).all():
+        return None
+    return issue + fill_from * _HOUR
 
 
 def _beyond_text(issue: datetime, provider: FloatArray, builtin: FloatArray | None, before_fill: FloatArray,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carbonshift.core.stopping import BEYOND_PREMIUM, fill_beyond_horizon
+from carbonshift.core.stopping import BEYOND_PREMIUM, CHANCE_DAYS, SLACK_AWARE, fill_beyond_horizon
 from carbonshift.core.uncertainty import DEFAULT_PREMIUM, LeadErrors, condition, errors_from_sums
 from carbonshift.sim.forecasts import ForecastSource, builtin_source
 from carbonshift.sim.online import Conditioner
@@ -38,6 +38,8 @@ class _Errors:
         ok = target < n_slots
         truth[ok] = actual[target[ok]]
         err = self.issued - truth
+        self.err = err  # kept for the gain's spread per pivot (``relative``)
+        self._relative: dict[tuple[int, int, int], np.ndarray] = {}
         known = ~np.isnan(err)
         filled = np.where(known, err, 0.0)
         if by_time_of_day:
@@ -73,6 +75,37 @@ class _Errors:
                                 self.total_sq[hi, cols] - self.total_sq[lo, cols])
         return self._pad(errs, n)
 
+    def relative(self, t: int, n: int, pivot: int, pivot_slots: int) -> np.ndarray | None:
+        """Per lead ``h``: the spread of ``e_h - e_pivot`` over the same issues ``at`` scores for lead
+        ``max(h, pivot end)`` (same time of day, both targets measured before ``t``, last ``window``)."""
+        if not self.by_time_of_day:
+            return None
+        key = (t, pivot, pivot_slots)
+        out = self._relative.get(key)
+        if out is None:
+            leads = self.leads
+            p = min(max(pivot, 0), leads - 1)
+            ps = max(1, min(pivot_slots, leads - p))
+            last = np.maximum(np.arange(leads), p + ps - 1)
+            first_j = (last + self.day) // self.day  # issues t - j day with j day > the lead: measured by t
+            days = self.window // self.day
+            js = np.arange(1, int(first_j.max()) + days)
+            js = js[t - js * self.day >= 0]
+            rows = self.err[t - js * self.day]
+            d = rows - rows[:, p:p + ps].mean(axis=1, keepdims=True)
+            use = (js[:, None] >= first_j[None, :]) & (js[:, None] < first_j[None, :] + days)
+            d = np.where(use, d, np.nan)
+            known = ~np.isnan(d)
+            filled = np.where(known, d, 0.0)
+            out = errors_from_sums(known.sum(axis=0), filled.sum(axis=0), (filled ** 2).sum(axis=0), min_samples=7).sigma
+            out[p:p + ps] = 0.0
+            if len(self._relative) > 4096:
+                self._relative.clear()
+            self._relative[key] = out
+        if n <= out.shape[0]:
+            return out[:n]
+        return np.concatenate([out, np.full(n - out.shape[0], out[-1])])
+
     def _pad(self, errs: LeadErrors, n: int) -> LeadErrors:
         if n <= self.leads:
             return LeadErrors(errs.bias[:n], errs.sigma[:n])
@@ -85,8 +118,10 @@ class LearnedConditioner(Conditioner):
     """Bias-corrected, blended with the built-in forecaster, premium on waiting, beyond-horizon values."""
 
     def __init__(self, source: ForecastSource, window_days: int = 28, premium: float = DEFAULT_PREMIUM,
-                 blend: bool = True, beyond_premium: float | None = BEYOND_PREMIUM, by_time_of_day: bool = True) -> None:
-        self.source, self.premium = source, premium
+                 blend: bool = True, beyond_premium: float | None = BEYOND_PREMIUM, by_time_of_day: bool = True,
+                 slack_aware: bool = SLACK_AWARE, chance_days: int = CHANCE_DAYS, relative: bool = False) -> None:
+        self.source, self.premium, self.relative = source, premium, relative
+        self.slack_aware, self.chance_days = slack_aware, chance_days
         self.beyond_premium = premium if beyond_premium is None else beyond_premium
         self.day = source.grid.slots_per_day
         leads = min(MAX_LEADS, source.horizon_slots or MAX_LEADS)
@@ -103,17 +138,24 @@ class LearnedConditioner(Conditioner):
 
     def condition(self, t: int, issued: np.ndarray, *, pivot: int = 0, pivot_slots: int = 1) -> np.ndarray:
         n = issued.shape[0]
-        errors = self.errors.at(t, n)
+        errors = self._with_relative(self.errors, t, n, pivot, pivot_slots)
         history = history_errors = None
         if self.history is not None:
             _, hist_err = self.history
             m = min(n, hist_err.leads)
             history = np.full(n, np.nan)
             history[:m] = hist_err.issued[t, :m] if t < hist_err.issued.shape[0] else np.nan
-            history_errors = hist_err.at(t, n)
+            history_errors = self._with_relative(hist_err, t, n, pivot, pivot_slots)
         planned = condition(issued, errors, history, history_errors, self.premium, pivot=pivot, pivot_slots=pivot_slots)
         past = self.source.grid.actual[max(0, t - 28 * self.day):t]
-        return fill_beyond_horizon(planned, past, self.day, self.beyond_premium)
+        return fill_beyond_horizon(planned, past, self.day, self.beyond_premium, slack_aware=self.slack_aware,
+                                   days=self.chance_days)
+
+    def _with_relative(self, errors: _Errors, t: int, n: int, pivot: int, pivot_slots: int) -> LeadErrors:
+        at = errors.at(t, n)
+        if not self.relative or pivot >= errors.leads:
+            return at  # a pivot past this source's reach: its gain is not scored (the other source's is)
+        return LeadErrors(at.bias, at.sigma, errors.relative(t, n, pivot, pivot_slots))
 
 
 def learned_conditioner(source: ForecastSource, **kwargs: object) -> Conditioner:

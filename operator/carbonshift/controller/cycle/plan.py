@@ -234,7 +234,7 @@ def adopt_plan(ctx: JobContext, job: Job, plan: Plan, view: CycleView, settings:
     decision = decision_from_plan(plan, str(member.metadata.name), now, ctx.model.spec.interruptible,
                                   admission_reasons(ctx.model, ctx.policy, ctx.submitted or now,
                                                     settings.min_watts_per_cpu)
-                                  + signal_reasons(view.readings.get(plan.region or "")))
+                                  + signal_reasons(view.readings.get(plan.region or ""), plan))
     costlier = ""  # why a decision the old yardstick would have kept is given up
     if old and ctx.status.get("observedGeneration") == ctx.generation:
         old_start = parse_iso(old["start"])
