@@ -184,7 +184,7 @@ def test_a_deleted_member_cluster_does_not_hold_the_job_forever_and_the_status_s
         await rig.cycle(advance=timedelta(seconds=40))
         status = rig.status("once")
         assert status["phase"] == "Dispatched" and status["memberJob"]["cluster"] == "eu-gb"
-        said = [m for r, m in rig.events("once") if r == "DispatchUnconfirmed" and "was deleted" in m]
+        said = [m for r, m in rig.events("once") if r == "DispatchUnconfirmed" and "is deleted" in m]
         assert len(said) == 1 and "MemberCluster eu-de" in said[0], rig.events("once")
         await rig.close()
 

@@ -73,6 +73,31 @@ def test_suspended_interruptible_work_moves_only_when_allowed_and_clearly_greene
     asyncio.run(scenario())
 
 
+def test_a_relocation_whose_decision_is_not_written_touches_no_member() -> None:
+    """The new decision is written before the old copy is deleted and the new one made; if the hub does
+    not take it, a restart would see a copy in the new cluster as a stray: so nothing moves this cycle."""
+    async def scenario() -> None:
+        rig = Rig()
+        await dispatched_interruptible(rig, "stuck", relocation=True)
+        rig.signals.intensity = {"eu-de": split_windows()[2:], "eu-gb": [900.0] * 96}
+        await rig.cycle(advance=timedelta(minutes=30))
+        assert rig.status("stuck")["phase"] == "Suspended"
+        rig.signals.intensity = {"eu-de": split_windows()[2:], "eu-gb": [10.0] * 96}
+        rig.hub.fail("PATCH", "carbonawarejobs/stuck/status", 500, times=100)
+        await rig.cycle()
+        assert rig.member_job("eu-de", "stuck") is not None and rig.member_job("eu-gb", "stuck") is None
+        assert not rig.apis["eu-gb"].writes("POST", "/jobs")
+        assert rig.status("stuck")["decision"]["cluster"] == "eu-de"
+        rig.hub.faults.clear()
+        await rig.cycle(advance=timedelta(seconds=31))
+        status = rig.status("stuck")
+        assert status["decision"]["cluster"] == "eu-gb" and status["memberJob"]["cluster"] == "eu-gb"
+        assert rig.member_job("eu-de", "stuck") is None and rig.member_job("eu-gb", "stuck") is not None
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_finished_run_is_recorded_before_its_member_job_is_released() -> None:
     async def scenario() -> None:
         rig = Rig(members={"eu-de": "eu-de"})

@@ -188,10 +188,14 @@ class Follower:
         if moved is None:
             return False
         target, new = moved
-        # Status first (the decision), then the member clusters: a crash in between converges.
+        # Status first (the decision), then the member clusters: a crash in between converges. Not
+        # written, nothing is touched: a restart would take a copy in ``target`` for a stray and delete it.
+        before = dict(ctx.patch)
         ctx.set(**with_decision(ctx.status, new), savedDisplay=saved_display(new),
                 message=f"relocating from {member.metadata.name} to {target.metadata.name}")
-        await self.flush(ctx)
+        if not await self.flush(ctx):
+            ctx.patch = before
+            return True  # this cycle's move is off; the suspended copy stays where it is
         copy = view.member_jobs.get(str(member.metadata.name), {}).get(ctx.uid)
         if copy is not None:
             await self.member_jobs.delete(member, copy, ctx.uid)

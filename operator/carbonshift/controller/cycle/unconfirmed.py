@@ -57,6 +57,6 @@ def intent_message(manifest: dict[str, Any], cluster: str, deleted: str | None) 
     meta = manifest["metadata"]
     text = f"creating Job {meta['namespace']}/{meta['name']} in cluster {cluster}"
     if deleted is not None:
-        text += (f"; MemberCluster {deleted}, where an earlier create may have made a copy, was deleted and "
-                 "cannot be looked at any more")
+        text += (f"; MemberCluster {deleted}, where an earlier create may have made a copy, is deleted (or no "
+                 "longer valid) and cannot be looked at")
     return text
