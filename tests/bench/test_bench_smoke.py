@@ -92,8 +92,10 @@ def test_bound_bench_runs_small_and_the_report_keeps_sections_not_run(quick_env:
     common.write_result("planner_bound", data)
     previous = quick_env / "previous.md"
     previous.write_text("# Benchmarks\n\n## Operator at scale (real local control plane)\n\nan earlier run: 6.6 s\n\n"
+                        "## Forecast policy experiments (by hand)\n\na policy tried: 0.55\n\n"
                         "## Planner speed\n\nthe core's own\n")
     text = report.render(previous)
+    assert "## Forecast policy experiments (by hand)\n\na policy tried: 0.55\n" in text  # no bench writes it
     assert report.BOUND_HEADING in text and "Oracle ÷ bound" in text
     assert "an earlier run: 6.6 s" in text  # operator_scale.json is missing: the previous section stays
     assert "## Temporal shifting (Let's Wait Awhile data)\n\nNot run in this invocation." in text  # none before
