@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,11 @@ def test_down_never_signals_a_process_that_is_not_the_planes(tmp_path: Path) -> 
     own = subprocess.Popen(["sh", "-c", "sleep 60", "component", f"--data-dir={plane.state_dir / 'etcd'}"],
                            start_new_session=True)
     try:
+        # Until the child has exec'd, its command line is still this Python's (seen on a loaded machine).
+        cmdline = Path(f"/proc/{own.pid}/cmdline")
+        deadline = time.monotonic() + 20
+        while str(plane.state_dir).encode() not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         plane.pid_file.write_text(json.dumps({"etcd": own.pid, "hub-apiserver": stranger.pid}))
         assert plane.running() == {"etcd": own.pid}
         assert plane.down() == ["etcd"]
